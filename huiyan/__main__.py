@@ -1,0 +1,5 @@
+"""`python -m huiyan` is the same as the `huiyan` console script."""
+
+from huiyan.cli import main
+
+raise SystemExit(main())
