@@ -1,0 +1,88 @@
+"""The voice prompt catalogue (语音提示): names, their Chinese and English texts, and where their files live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LANGS: tuple[str, ...] = ("zh", "en")
+FALLBACK_LANG = "en"
+
+# name -> (zh_text, en_text). Numbers meant to be read digit by digit are written as digits in words,
+# because both voices read "12348" as "twelve thousand ..." / "一万两千...".
+PROMPTS: dict[str, tuple[str, str]] = {
+    "welcome": (
+        "欢迎致电一二三四八公共法律服务热线。",
+        "Welcome to the 1 2 3 4 8 public legal service hotline.",
+    ),
+    "recorded": (
+        "本次通话将被录音录像。",
+        "This call will be recorded on audio and video.",
+    ),
+    "please_wait": (
+        "请稍候，正在为您转接。",
+        "Please hold, we are connecting you.",
+    ),
+    # Said around a number played with SayNumber: "您前面还有 <n> 位" / "There are <n> callers ahead of you".
+    "position_prefix": ("您前面还有", "There are"),
+    "position_suffix": ("位", "callers ahead of you."),
+    # "预计等待时间约 <n> 分钟" / "Your estimated waiting time is about <n> minutes".
+    "estimated_wait": ("预计等待时间约", "Your estimated waiting time is about"),
+    "minutes": ("分钟", "minutes."),
+    "goodbye": (
+        "感谢您的来电，再见。",
+        "Thank you for calling. Goodbye.",
+    ),
+    "unavailable": (
+        "服务暂不可用，请稍后再拨。",
+        "The service is temporarily unavailable. Please call again later.",
+    ),
+    "invalid": (
+        "输入有误，请重新输入。",
+        "Invalid input. Please try again.",
+    ),
+    "menu": (
+        "法律咨询请按一，法律援助请按二，调解受理请按三。",
+        "For legal advice, press 1. For legal aid, press 2. For mediation, press 3.",
+    ),
+}
+
+
+def prompt_text(name: str, lang: str) -> str:
+    """The text of prompt `name` in `lang` ("zh" or "en")."""
+    zh, en = PROMPTS[name]
+    if lang == "zh":
+        return zh
+    if lang == "en":
+        return en
+    raise ValueError(f"unknown prompt language {lang!r}; expected one of {LANGS}")
+
+
+def prompt_file(sounds_dir: Path, name: str, lang: str) -> Path:
+    """The .wav file of one prompt in one language."""
+    return Path(sounds_dir) / lang / "huiyan" / f"{name}.wav"
+
+
+def prompt_path(sounds_dir: Path, name: str, lang: str = "zh") -> str:
+    """Absolute path without extension, as Asterisk's Playback / STREAM FILE want it.
+
+    Falls back to English when the requested language's file is absent, so a half-provisioned node still
+    says something rather than nothing.
+    """
+    if name not in PROMPTS:
+        raise KeyError(f"unknown prompt {name!r}; known prompts: {', '.join(sorted(PROMPTS))}")
+    if lang not in LANGS:
+        raise ValueError(f"unknown prompt language {lang!r}; expected one of {LANGS}")
+    base = Path(sounds_dir).expanduser().resolve()
+    chosen = lang
+    if not prompt_file(base, name, lang).exists() and prompt_file(base, name, FALLBACK_LANG).exists():
+        chosen = FALLBACK_LANG
+    return str(prompt_file(base, name, chosen).with_suffix(""))
+
+
+def prompt_language(channel_language: str | None) -> str:
+    """Map a channel's language (agi_language / CHANNEL(language)) to a prompt language."""
+    lang = (channel_language or "").strip().lower()
+    # Asterisk languages may carry a region ("en_GB"); anything not English is served in Chinese.
+    if lang == "en" or lang.startswith(("en_", "en-")):
+        return "en"
+    return "zh"

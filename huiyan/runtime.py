@@ -1,0 +1,206 @@
+"""The controller: one process wiring Asterisk, AMI, FastAGI and the API together on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from huiyan.bus import EventBus
+from huiyan.config.model import EndpointSpec
+from huiyan.config.render import RenderInput, render_all, write_files
+from huiyan.config.settings import Settings
+from huiyan.pbx.install import AsteriskInstall, find_or_install
+from huiyan.pbx.node import PbxNode
+
+log = logging.getLogger(__name__)
+
+
+def read_endpoints(db_url: str) -> tuple[EndpointSpec, ...]:
+    from huiyan.db import make_engine, session_factory
+    from huiyan.db.directory import endpoints
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            return tuple(endpoints(session))
+    finally:
+        engine.dispose()
+
+
+def render_from_db(
+    settings: Settings, install: AsteriskInstall, endpoints: tuple[EndpointSpec, ...] | None = None
+) -> list[str]:
+    """Render every Asterisk file from settings + database into the node's etc dir; return what changed."""
+    if endpoints is None:
+        endpoints = read_endpoints(settings.db_url)
+    r = RenderInput(
+        settings=settings,
+        modules_dir=install.modules_dir,
+        asterisk_data_dir=install.data_dir,
+        ami_secret=settings.secret("ami"),
+        endpoints=endpoints,
+    )
+    return write_files(render_all(r), settings.pbx_dir / "etc")
+
+
+# What to reload on the running Asterisk when a rendered file changed.
+RELOADS: dict[str, str] = {
+    "pjsip.conf": "module reload res_pjsip.so",
+    "extensions.conf": "dialplan reload",
+    "confbridge.conf": "module reload app_confbridge.so",
+    "musiconhold.conf": "moh reload",
+    "queues.conf": "queue reload all",
+}
+
+
+class Controller:
+    """Starts and stops everything `huiyan up` runs. A PBX node is a value handed to each part."""
+
+    def __init__(self, settings: Settings, *, manage_asterisk: bool = True) -> None:
+        self.settings = settings
+        self.manage_asterisk = manage_asterisk
+        self.bus = EventBus()
+        self.node = PbxNode.from_settings(settings)
+        self.install: AsteriskInstall | None = None
+        self.pbx: Any = None
+        self.ami: Any = None
+        self.tracker: Any = None
+        self.agi: Any = None
+        self.app: Any = None
+        self._uvicorn: Any = None
+        self._api_task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._render_lock = asyncio.Lock()
+        self.started_at: float | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        from huiyan.agi.flows import default_routes
+        from huiyan.agi.server import FastAgiServer
+        from huiyan.api import create_app
+        from huiyan.db import make_engine, session_factory, upgrade
+        from huiyan.pbx.ami import AmiClient
+        from huiyan.pbx.process import AsteriskProcess
+        from huiyan.pbx.tracker import ChannelTracker
+
+        s = self.settings
+        self.install = await asyncio.to_thread(
+            find_or_install, root=s.root_dir, binary=s.asterisk_binary, install=False
+        )
+        await asyncio.to_thread(upgrade, s.db_url)
+        self.engine = make_engine(s.db_url)
+        self.session_factory = session_factory(self.engine)
+        await asyncio.to_thread(render_from_db, s, self.install)
+
+        # FastAGI first, so the first call Asterisk sends already finds us listening.
+        self.agi = FastAgiServer(default_routes(s), s.agi_host, s.agi_port, node_name=self.node.name)
+        await self.agi.start()
+
+        self.pbx = AsteriskProcess(self.install, s.pbx_dir, self.node)
+        if self.manage_asterisk:
+            await asyncio.to_thread(self.pbx.stop)  # a stale instance of *ours* from a crash
+            self.pbx.start()
+            await self.pbx.wait_ready()
+        self.ami = AmiClient(self.node, self.bus)
+        self.tracker = ChannelTracker(self.ami)
+        await self.ami.connect()
+
+        self.app = create_app(
+            s,
+            session_factory=self.session_factory,
+            bus=self.bus,
+            health=self.health,
+            on_directory_change=self.apply_directory,
+        )
+        self.app.state.controller = self
+        await self._start_api()
+        self.started_at = time.monotonic()
+
+    async def _start_api(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning",
+            lifespan="off",
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own signals
+        self._api_task = asyncio.create_task(self._uvicorn.serve())
+        for _ in range(200):
+            if self._uvicorn.started:
+                return
+            if self._api_task.done():
+                self._api_task.result()
+                raise RuntimeError("the API server stopped during start")
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the API server did not start in 10 s")
+
+    async def wait_closed(self) -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._closed.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self._closed.wait()
+
+    def request_stop(self) -> None:
+        self._closed.set()
+
+    async def stop(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+            if self._api_task is not None:
+                try:
+                    await asyncio.wait_for(self._api_task, 10)
+                except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                    self._api_task.cancel()
+        if self.ami is not None:
+            await self.ami.close()
+        if self.agi is not None:
+            await self.agi.stop()
+        if self.pbx is not None and self.manage_asterisk:
+            await asyncio.to_thread(self.pbx.stop)
+        if getattr(self, "engine", None) is not None:
+            self.engine.dispose()
+
+    # ---- operations -----------------------------------------------------------------
+    async def apply_directory(self) -> list[str]:
+        """Re-render from the database and reload only what changed: a new device can register at once."""
+        assert self.install is not None
+        async with self._render_lock:
+            changed = await asyncio.to_thread(render_from_db, self.settings, self.install)
+            for name in changed:
+                cmd = RELOADS.get(name)
+                if cmd and self.ami is not None and self.ami.connected:
+                    await self.ami.command(cmd)
+            if changed:
+                log.info("directory applied: %s", ", ".join(changed))
+            return changed
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        pid = self.pbx.pid() if self.pbx is not None else None
+        ast: dict[str, Any] = {"ok": False, "node": self.node.name, "pid": pid}
+        if self.ami is not None and self.ami.connected:
+            try:
+                await self.ami.action("Ping", timeout=3)
+                ast["ok"] = True
+            except Exception as e:  # noqa: BLE001 - reported, not raised
+                ast["error"] = str(e)
+        else:
+            ast["error"] = "no AMI connection to ask"
+        if self.install is not None:
+            ast["version"] = self.install.version
+        out["asterisk"] = ast
+        out["ami"] = {"ok": bool(self.ami is not None and self.ami.connected), "node": self.node.name}
+        out["fastagi"] = {
+            "ok": bool(self.agi is not None and self.agi.listening),
+            "port": getattr(self.agi, "port", None),
+            "active_sessions": getattr(self.agi, "active_sessions", 0),
+        }
+        return out
