@@ -1,0 +1,82 @@
+"""Run SIPp scenarios against the test Asterisk (a real SIP peer, as in Asterisk's own testsuite)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on loopback."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s2:
+                s2.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Sipp:
+    def __init__(self, scenario: str, target: str, *, service: str, workdir: Path,
+                 user: str | None = None, password: str | None = None, timeout: float = 30,
+                 extra: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.media_port = free_port()
+        self.workdir = workdir
+        self.args = [
+            "sipp", target, "-sf", str(SCENARIOS / scenario), "-s", service, "-m", "1",
+            "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
+            "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", str(workdir / f"{scenario}.{self.port}.errors.log"),
+            *(("-au", user) if user else ()), *(("-ap", password) if password else ()),
+            *extra,
+        ]
+        self.timeout = timeout
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> "Sipp":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.args, cwd=self.workdir, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        return self
+
+    def wait(self) -> SippResult:
+        assert self.proc is not None
+        try:
+            out, err = self.proc.communicate(timeout=self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        errfile = self.workdir / f"{Path(self.args[3]).name}.{self.port}.errors.log"
+        errors = errfile.read_text(errors="replace") if errfile.exists() else ""
+        return SippResult(self.proc.returncode, out, err, errors)
+
+    def run(self) -> SippResult:
+        return self.start().wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()

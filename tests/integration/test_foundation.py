@@ -1,0 +1,117 @@
+"""The foundation against a real Asterisk: start-up, health, a citizen call, the caller-class boundary,
+and a device created through the API that registers and is called without restarting Asterisk."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Running
+from tests.integration.sipp import Sipp
+
+pytestmark = pytest.mark.integration
+
+
+def _admin_token(h: Running) -> str:
+    from huiyan.db.seed import ensure_admin
+
+    with h.ctl.session_factory() as s:
+        ensure_admin(s, "itadmin", "it-admin-password")
+        s.commit()
+    r = httpx.post(f"{h.api}/api/auth/login", json={"username": "itadmin", "password": "it-admin-password"})
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def test_asterisk_log_has_no_error(huiyan: Running) -> None:
+    errors = huiyan.ctl.pbx.errors_in_log()
+    assert errors == [], "\n".join(errors)
+    # and it really is our rendered config that is loaded
+    out = huiyan.ctl.pbx.rx("pjsip show transports")
+    assert f"127.0.0.1:{huiyan.settings.sip_port}" in out
+
+
+def test_healthz_reports_four_parts_healthy(huiyan: Running) -> None:
+    r = httpx.get(f"{huiyan.api}/healthz")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for part in ("asterisk", "ami", "fastagi", "database"):
+        assert body["checks"][part]["ok"] is True, body if "checks" in body else body
+    assert body["ok"] is True
+
+
+def test_citizen_call_reaches_fastagi_plays_prompt_and_is_hung_up(huiyan: Running, tmp_path: Path) -> None:
+    from huiyan.pbx.events import Hangup, Newchannel
+
+    before = huiyan.ctl.agi.sessions_served
+    res = Sipp("uac_service.xml", huiyan.sip_target, service="19999", workdir=tmp_path, timeout=30).run()
+    assert res.ok, res.stderr + res.errors
+    assert huiyan.ctl.agi.sessions_served == before + 1
+    new = huiyan.wait_event(lambda e: isinstance(e, Newchannel) and e.fields.get("Exten") == "19999")
+    uid = new.uniqueid
+    huiyan.wait_event(lambda e: isinstance(e, Hangup) and e.uniqueid == uid)
+    # AGI exec events prove the prompt was streamed to the end (endpos > 0) on that very channel.
+    played = huiyan.find_events(
+        lambda e: e.name == "AGIExecEnd" and e.uniqueid == uid and "STREAM FILE" in e.fields.get("Command", "")
+    )
+    assert played, "no STREAM FILE ran on the caller's channel"
+    assert all("result=0" in e.fields.get("Result", "") or e.fields.get("ResultCode") == "200" for e in played)
+    assert any(int(e.fields.get("Result", "endpos=0").rsplit("endpos=", 1)[-1] or 0) > 0 for e in played
+               if "endpos=" in e.fields.get("Result", "")), [e.fields for e in played]
+
+
+@pytest.mark.parametrize("number", ["80001", "90431888888", "913800138000", "075512345678", "13800138000",
+                                    "6001", "1234", "123480", "112"])
+def test_citizen_class_cannot_dial_out_of_the_public_services(huiyan: Running, tmp_path: Path, number: str) -> None:
+    from huiyan.pbx.events import Newchannel
+
+    res = Sipp("uac_refused.xml", huiyan.sip_target, service=number, workdir=tmp_path, timeout=15).run()
+    assert res.ok, f"{number}: not refused\n{res.stderr}{res.errors}"
+    assert not huiyan.find_events(lambda e: isinstance(e, Newchannel) and e.fields.get("Exten") == number
+                                  and e.fields.get("ChannelState") == "6")
+
+
+def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running, tmp_path: Path) -> None:
+    token = _admin_token(huiyan)
+    auth = {"Authorization": f"Bearer {token}"}
+    pid = huiyan.ctl.pbx.pid()
+    orgs = httpx.get(f"{huiyan.api}/api/organisations", headers=auth).json()
+    org_id = orgs["items"][0]["id"] if orgs.get("items") else httpx.post(
+        f"{huiyan.api}/api/organisations", headers=auth,
+        json={"name": "吉林省司法厅", "code": "jl", "level": "province"}).json()["id"]
+    t0 = time.monotonic()
+    r = httpx.post(f"{huiyan.api}/api/devices", headers=auth, json={
+        "serial": f"XY-IT-{int(t0 * 1000)}", "model": "ME40", "kind": "terminal", "organisation_id": org_id,
+        "department": "command", "display_name": "集成测试终端",
+    })
+    assert r.status_code == 201, r.text
+    dev = r.json()
+    ext, password = dev["extension"], dev["sip_password"]
+
+    # wrong password: challenged again, never registered
+    bad = Sipp("register_rejected.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
+               user=ext, password=password + "x", timeout=10).run()
+    assert bad.ok, bad.stderr + bad.errors
+
+    uas = Sipp("register_and_answer.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
+               user=ext, password=password, timeout=30).start()
+    try:
+        deadline = t0 + 5.0
+        while time.monotonic() < deadline:
+            if f"{ext}/sip:" in huiyan.ctl.pbx.rx(f"pjsip show contacts"):
+                break
+            time.sleep(0.1)
+        registered_after = time.monotonic() - t0
+        assert registered_after < 5.0, "device did not register within 5 s of its creation"
+        resp = huiyan.call(huiyan.ctl.ami.action(
+            "Originate", Channel=f"PJSIP/{ext}", Application="Wait", Data="1", Timeout="10000",
+            CallerID="huiyan <19999>", Async="false", timeout=20))
+        assert str(resp.get("Response", "Success")).lower() == "success"
+        res = uas.wait()
+        assert res.ok, res.stderr + res.errors
+    finally:
+        uas.kill()
+    assert huiyan.ctl.pbx.pid() == pid, "Asterisk was restarted"
