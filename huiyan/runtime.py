@@ -95,7 +95,9 @@ class Controller:
         await asyncio.to_thread(render_from_db, s, self.install)
 
         # FastAGI first, so the first call Asterisk sends already finds us listening.
-        self.agi = FastAgiServer(default_routes(s), s.agi_host, s.agi_port, node_name=self.node.name)
+        self.agi = FastAgiServer(
+            default_routes(s), s.agi_host, s.agi_port, node_name=self.node.name, sounds_dir=s.data_dir / "sounds"
+        )
         await self.agi.start()
 
         self.pbx = AsteriskProcess(self.install, s.pbx_dir, self.node)

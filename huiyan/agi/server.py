@@ -296,9 +296,9 @@ class AgiSession:
         """Start or stop music on hold; it plays while the session is idle (e.g. waiting in our queue)."""
         await self._run(f"SET MUSIC ON {quote(moh_class)}" if on else "SET MUSIC OFF")
 
-    async def verbose(self, message: str, level: int = 1) -> None:
+    async def verbose(self, msg: str, level: int = 1) -> None:
         """Write a line to Asterisk's console / verbose log."""
-        await self._run(f"VERBOSE {quote(message)} {int(level)}")
+        await self._run(f"VERBOSE {quote(msg)} {int(level)}")
 
     def prompt(self, name: str) -> str:
         """Where prompt `name` is for this caller's language: absolute when the server knows the sounds
@@ -332,8 +332,8 @@ class FastAgiServer:
         self.header_timeout = header_timeout
         self.response_timeout = response_timeout
         self.error_timeout = error_timeout
-        self.sessions_served = 0
-        self.protocol_errors = 0
+        self.sessions_served = 0  # valid requests dispatched to a handler (or to not-found)
+        self.protocol_errors = 0  # connections dropped for a malformed or missing header
         self._active = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -416,13 +416,15 @@ class FastAgiServer:
             response_timeout=self.response_timeout,
             sounds_dir=self.sounds_dir,
         )
+        # Counted on arrival, not on completion: whoever watches the counter (a health check, a test that
+        # has just seen the call end) must not race the session's last few lines of cleanup.
+        self.sessions_served += 1
         self._active += 1
         try:
             session.start()
             await self._run(session)
         finally:
             self._active -= 1
-            self.sessions_served += 1
             await session.close()
 
     async def _run(self, session: AgiSession) -> None:

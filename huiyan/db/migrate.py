@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -21,5 +22,8 @@ def make_config(db_url: str) -> Config:
 
 
 def upgrade(db_url: str, revision: str = "head") -> None:
-    """`alembic upgrade head` on `db_url`."""
+    """`alembic upgrade head` on `db_url`; for a SQLite file, its directory is created first."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(make_config(db_url), revision)

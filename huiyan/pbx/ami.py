@@ -121,6 +121,11 @@ def _flatten(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _headers(message: Mapping[str, Any]) -> dict[str, str]:
+    # panoramisk stores a response body as a pseudo-header named "content" in every Message; it is not AMI.
+    return {str(k): _flatten(v) for k, v in message.items() if k != "content"}
+
+
 def _header_value(key: str, value: Any) -> str:
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     # A CR/LF would let text from a web form (a caller name, a variable) inject extra AMI headers or actions.
@@ -293,9 +298,10 @@ class AmiClient:
         self._callbacks: list[EventCallback] = []
         self._subscriptions: set[AmiSubscription] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending: set[Action] = set()
+        self._pending: dict[str, Action] = {}  # ActionID -> Action; panoramisk Actions are dicts, not hashable
         self._connected = False
         self._fully_booted = False
+        self._early: list[AmiEvent] = []
         self._closing = False
         self._lost: asyncio.Future[str] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -330,20 +336,22 @@ class AmiClient:
             raise AmiError(f"AMI client for node {self.node.name} is closed")
         if self._connected:
             return
-        if self._runner is not None:
-            # Already (re)connecting in the background: just wait for it.
+        if self._runner is None:
+            self._first = asyncio.get_running_loop().create_future()
+            self._up = self._up or asyncio.Event()
+            self._runner = asyncio.create_task(self._run(wait), name=f"ami-{self.node.name}")
+        elif self._first is None or self._first.done():
+            # Lost after a successful login and reconnecting in the background: just wait for it.
             if not wait:
                 raise AmiNotConnected(f"AMI of node {self.node.name} is reconnecting: {self.last_error}")
             await self.wait_connected(timeout)
             return
-        loop = asyncio.get_running_loop()
-        self._first = loop.create_future()
-        self._up = self._up or asyncio.Event()
-        self._runner = asyncio.create_task(self._run(wait), name=f"ami-{self.node.name}")
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._first)
         except TimeoutError:
+            if self._connected:  # logged in just as the deadline hit
+                return
             await self._stop_runner()
             raise AmiTimeout(
                 f"AMI of node {self.node.name} at {self.node.ami_host}:{self.node.ami_port} "
@@ -397,10 +405,13 @@ class AmiClient:
             except (asyncio.CancelledError, AmiError):
                 pass
         self._drop("connect cancelled")
+        # A connect() still waiting for the first login must not sit out its whole timeout.
+        self._settle_first(AmiNotConnected(f"AMI client for node {self.node.name} closed while connecting"))
 
     async def _run(self, wait_first: bool) -> None:
         delays = backoff_delays(self.backoff_initial, self.backoff_max)
         first = True
+        failures = 0
         try:
             while not self._closing:
                 try:
@@ -410,16 +421,19 @@ class AmiClient:
                     if first and (isinstance(err, AmiAuthError) or not wait_first):
                         self._settle_first(err)
                         return
-                    log.warning("AMI %s: %s", self.node.name, err)
+                    # Once per outage at warning level; an Asterisk down for an hour should not flood the log.
+                    log.log(logging.WARNING if failures == 0 else logging.DEBUG, "AMI %s: %s", self.node.name, err)
+                    failures += 1
                 else:
                     delays = backoff_delays(self.backoff_initial, self.backoff_max)
                     first = False
+                    failures = 0
                     self._settle_first(None)
                     await self._hold(lost)
                     if not self.reconnect or self._closing:
                         return
                 delay = next(delays)
-                log.info("AMI %s: reconnecting in %.1fs", self.node.name, delay)
+                log.debug("AMI %s: reconnecting in %.3gs", self.node.name, delay)
                 await asyncio.sleep(delay)
         finally:
             if self._runner is asyncio.current_task():
@@ -451,6 +465,7 @@ class AmiClient:
             raise AmiConnectError(f"cannot reach AMI of {where}: {err or 'timeout'}") from None
         self._lost = lost = loop.create_future()
         self._fully_booted = False
+        self._early = []
         opened: asyncio.Future[tuple[Any, Any]] = loop.create_future()
         opened.set_result((transport, protocol))
         m.connection_made(opened)  # panoramisk sends Login from here
@@ -475,6 +490,9 @@ class AmiClient:
             self._up.set()
         log.info("AMI %s: logged in to %s:%s as %s", node.name, node.ami_host, node.ami_port, node.ami_user)
         self._emit(AmiConnected(node.name))
+        early, self._early = self._early, []
+        for event in early:
+            self._emit(event)
         return lost
 
     async def _hold(self, lost: asyncio.Future[str]) -> None:
@@ -498,24 +516,29 @@ class AmiClient:
         self._on_connection_lost(reason)
 
     def _on_connection_lost(self, reason: str) -> None:
+        if self._closing:
+            reason = "closed by client"
         was_connected = self._connected
         self._connected = False
         self._fully_booted = False
         if self._up is not None:
             self._up.clear()
         self._manager.awaiting_actions.clear()
-        pending, self._pending = self._pending, set()
-        for act in pending:
+        pending, self._pending = self._pending, {}
+        for act in pending.values():
             if not act.future.done():
                 act.future.set_exception(
-                    AmiNotConnected(f"AMI connection to node {self.node.name} lost before {act['Action']} was answered: {reason}")
+                    AmiNotConnected(
+                        f"AMI connection to node {self.node.name} lost before {act['Action']} was answered: {reason}"
+                    )
                 )
                 act.future.exception()  # the waiter may already be gone
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(reason)
         if was_connected:
             self.last_error = reason
-            log.warning("AMI %s: disconnected: %s", self.node.name, reason)
+            level = logging.INFO if self._closing else logging.WARNING
+            log.log(level, "AMI %s: disconnected: %s", self.node.name, reason)
             self._emit(AmiDisconnected(self.node.name, reason))
 
     # ---- actions ----------------------------------------------------------------------------------
@@ -561,7 +584,7 @@ class AmiClient:
         resp = self._response(name, messages[0])
         if not resp.success:
             raise AmiActionError(f"{name} failed on node {self.node.name}: {resp.message or resp.response}", resp)
-        items = [{str(k): _flatten(v) for k, v in msg.items()} for msg in messages[1:]]
+        items = [_headers(msg) for msg in messages[1:]]
         return resp, items
 
     async def _request(self, name: str, fields: Mapping[str, Any], timeout: float | None, as_list: bool) -> AmiResponse:
@@ -570,9 +593,10 @@ class AmiClient:
         return self._response(name, message)
 
     def _response(self, name: str, message: Message) -> AmiResponse:
-        fields = {str(k): _flatten(v) for k, v in message.items()}
-        if getattr(message, "content", ""):
-            fields["__content__"] = message.content
+        fields = _headers(message)
+        content = message.get("content", "") if isinstance(message, Message) else ""
+        if content:
+            fields["__content__"] = _flatten(content)
         return AmiResponse(self.node.name, name, fields)
 
     async def _send(self, name: str, fields: Mapping[str, Any], timeout: float | None, as_list: bool | None) -> Any:
@@ -583,8 +607,8 @@ class AmiClient:
             )
         headers = _encode_fields(fields)
         act = Action({"Action": name, **headers}, as_list=as_list)
+        self._pending[act.action_id] = act
         future = self._manager.send_action(act, as_list=as_list)
-        self._pending.add(act)
         limit = self.action_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
@@ -592,7 +616,7 @@ class AmiClient:
         except TimeoutError:
             raise AmiTimeout(f"{name} on node {self.node.name}: no answer within {limit}s") from None
         finally:
-            self._pending.discard(act)
+            self._pending.pop(act.action_id, None)
             # panoramisk keeps unanswered actions in protocol.responses until the connection closes.
             responses = getattr(self._manager.protocol, "responses", {})
             responses.pop(act.id, None)
@@ -601,9 +625,13 @@ class AmiClient:
     # ---- events -----------------------------------------------------------------------------------
 
     def _on_message(self, _manager: Manager, message: Message) -> None:
-        event = parse_event(self.node.name, message)
+        event = parse_event(self.node.name, _headers(message))
         if event.name == "FullyBooted":
             self._fully_booted = True
+        if not self._connected:
+            # FullyBooted rides in the same packet as the Login answer; listeners should see AmiConnected first.
+            self._early.append(event)
+            return
         self._emit(event)
 
     def _emit(self, event: ClientEvent) -> None:
@@ -627,7 +655,7 @@ class AmiClient:
             log.error("AMI %s: async event callback failed", self.node.name, exc_info=task.exception())
 
     def on_event(self, callback: EventCallback) -> Callable[[], None]:
-        """Call `callback(event)` for every event (a returned awaitable is run as a task); returns an unsubscribe function."""
+        """Call `callback(event)` for every event (a returned awaitable runs as a task); returns an unsubscriber."""
         self._callbacks.append(callback)
 
         def remove() -> None:
@@ -681,6 +709,7 @@ class AmiClient:
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError:
-            raise AmiTimeout(f"no {getattr(match, '__name__', match)} event from node {self.node.name} within {timeout}s") from None
+            what = getattr(match, "__name__", match)
+            raise AmiTimeout(f"no {what} event from node {self.node.name} within {timeout}s") from None
         finally:
             remove()

@@ -58,7 +58,7 @@ class AmiEvent:
     fields: dict[str, str] = field(default_factory=dict, hash=False)
 
     def get(self, key: str, default: str = "") -> str:
-        """Header value; exact spelling first, then case-insensitively (Asterisk is not consistent: UniqueID/Uniqueid)."""
+        """Header value: exact spelling first, then case-insensitively (Asterisk mixes UniqueID and Uniqueid)."""
         value = self.fields.get(key)
         if value is not None:
             return value

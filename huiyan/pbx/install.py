@@ -199,14 +199,24 @@ def build_root(root: Path, mirror: str | None = None, progress: Progress | None 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: list[str] = []
+    phases = {"Retrieving Release": "fetching the package index", "Retrieving Packages": None,
+              "Validating": "checking packages", "Retrieving": "downloading packages",
+              "Extracting": "extracting", "Installing core": "installing core packages",
+              "Unpacking the base": "unpacking", "Configuring": "configuring", "Base system installed": "done"}
+    shown: set[str] = set()
+    count = 0
     for line in proc.stdout:
         line = line.rstrip()
         tail = (tail + [line])[-30:]
-        if line.startswith("I: ") and any(
-            w in line for w in ("Retrieving Release", "Validating", "Extracting base", "Installing core",
-                                "Unpacking the base", "Configuring the base", "Base system installed")
-        ):
-            _say(progress, "  " + line[3:])
+        if not line.startswith("I: "):
+            continue
+        count += 1
+        for key, label in phases.items():
+            if line[3:].startswith(key):
+                if label and label not in shown:
+                    shown.add(label)
+                    _say(progress, f"  debootstrap: {label} (step {count})")
+                break
     if proc.wait() != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         hint = "check that the machine reaches the Debian mirror"

@@ -32,6 +32,7 @@ class Running:
         self.thread.start()
         self.ctl = Controller(settings)
         self.events: list[Any] = []
+        self.arrived: dict[int, float] = {}  # id(event) -> monotonic arrival time
         self._lock = threading.Lock()
         self.ctl.bus.on(self._record)
         self.start_seconds = 0.0
@@ -39,6 +40,7 @@ class Running:
     def _record(self, event: Any) -> None:
         with self._lock:
             self.events.append(event)
+            self.arrived[id(event)] = time.monotonic()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

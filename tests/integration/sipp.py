@@ -41,8 +41,8 @@ class SippResult:
 class Sipp:
     def __init__(self, scenario: str, target: str, *, service: str, workdir: Path,
                  user: str | None = None, password: str | None = None, timeout: float = 30,
-                 extra: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
+                 extra: tuple[str, ...] = (), port: int | None = None) -> None:
+        self.port = port or free_port()
         self.media_port = free_port()
         self.workdir = workdir
         self.args = [

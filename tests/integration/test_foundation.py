@@ -44,7 +44,7 @@ def test_healthz_reports_four_parts_healthy(huiyan: Running) -> None:
 
 
 def test_citizen_call_reaches_fastagi_plays_prompt_and_is_hung_up(huiyan: Running, tmp_path: Path) -> None:
-    from huiyan.pbx.events import Hangup, Newchannel
+    from huiyan.pbx.events import AmiEvent, Hangup, Newchannel
 
     before = huiyan.ctl.agi.sessions_served
     res = Sipp("uac_service.xml", huiyan.sip_target, service="19999", workdir=tmp_path, timeout=30).run()
@@ -53,14 +53,26 @@ def test_citizen_call_reaches_fastagi_plays_prompt_and_is_hung_up(huiyan: Runnin
     new = huiyan.wait_event(lambda e: isinstance(e, Newchannel) and e.fields.get("Exten") == "19999")
     uid = new.uniqueid
     huiyan.wait_event(lambda e: isinstance(e, Hangup) and e.uniqueid == uid)
-    # AGI exec events prove the prompt was streamed to the end (endpos > 0) on that very channel.
+    # AGI exec events prove both prompts were streamed on that very channel...
     played = huiyan.find_events(
-        lambda e: e.name == "AGIExecEnd" and e.uniqueid == uid and "STREAM FILE" in e.fields.get("Command", "")
+        lambda e: isinstance(e, AmiEvent) and e.name == "AGIExecEnd" and e.uniqueid == uid
+        and "STREAM FILE" in e.fields.get("Command", "")
     )
-    assert played, "no STREAM FILE ran on the caller's channel"
-    assert all("result=0" in e.fields.get("Result", "") or e.fields.get("ResultCode") == "200" for e in played)
-    assert any(int(e.fields.get("Result", "endpos=0").rsplit("endpos=", 1)[-1] or 0) > 0 for e in played
-               if "endpos=" in e.fields.get("Result", "")), [e.fields for e in played]
+    assert [e.fields["Command"].split('"')[1].rsplit("/", 1)[-1] for e in played] == ["welcome", "goodbye"]
+    assert all(e.fields.get("ResultCode") == "200" for e in played)
+    # ...and played to the end: the call lasted at least as long as the two recordings.
+    sounds = huiyan.settings.data_dir / "sounds" / "zh" / "huiyan"
+    length = sum(_wav_seconds(sounds / f"{n}.wav") for n in ("welcome", "goodbye"))
+    start = huiyan.find_events(lambda e: isinstance(e, AmiEvent) and e.name == "AGIExecStart" and e.uniqueid == uid)[0]
+    lasted = huiyan.arrived[id(played[-1])] - huiyan.arrived[id(start)]
+    assert lasted >= 0.9 * length, (lasted, length)
+
+
+def _wav_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
 
 
 @pytest.mark.parametrize("number", ["80001", "90431888888", "913800138000", "075512345678", "13800138000",
@@ -91,25 +103,29 @@ def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running
     dev = r.json()
     ext, password = dev["extension"], dev["sip_password"]
 
-    # wrong password: challenged again, never registered
+    reg = Sipp("register.xml", huiyan.sip_target, service=ext, workdir=tmp_path, user=ext, password=password,
+               timeout=10)
+    res = reg.run()
+    registered_after = time.monotonic() - t0
+    assert res.ok, res.stderr + res.errors
+    assert registered_after < 5.0, f"device registered only {registered_after:.1f}s after its creation"
+    assert f"{ext}/sip:{ext}@127.0.0.1:{reg.port}" in huiyan.ctl.pbx.rx("pjsip show contacts")
+
+    # Now that the endpoint is known to be loaded: a wrong password is challenged again, never registered.
     bad = Sipp("register_rejected.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
                user=ext, password=password + "x", timeout=10).run()
     assert bad.ok, bad.stderr + bad.errors
+    assert f"{ext}/sip:{ext}@127.0.0.1:{bad.port}" not in huiyan.ctl.pbx.rx("pjsip show contacts")
 
-    uas = Sipp("register_and_answer.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
-               user=ext, password=password, timeout=30).start()
+    # The same port now answers calls, as the terminal would (-aa answers Asterisk's OPTIONS qualify).
+    uas = Sipp("uas_answer.xml", huiyan.sip_target, service=ext, workdir=tmp_path, port=reg.port,
+               timeout=30, extra=("-aa",)).start()
     try:
-        deadline = t0 + 5.0
-        while time.monotonic() < deadline:
-            if f"{ext}/sip:" in huiyan.ctl.pbx.rx(f"pjsip show contacts"):
-                break
-            time.sleep(0.1)
-        registered_after = time.monotonic() - t0
-        assert registered_after < 5.0, "device did not register within 5 s of its creation"
+        time.sleep(0.3)  # let SIPp bind its port
         resp = huiyan.call(huiyan.ctl.ami.action(
             "Originate", Channel=f"PJSIP/{ext}", Application="Wait", Data="1", Timeout="10000",
-            CallerID="huiyan <19999>", Async="false", timeout=20))
-        assert str(resp.get("Response", "Success")).lower() == "success"
+            CallerID="huiyan <19999>", timeout=20))
+        assert resp.success
         res = uas.wait()
         assert res.ok, res.stderr + res.errors
     finally:

@@ -25,7 +25,7 @@ def _input(tmp: Path, *, trunk: bool = True, endpoints: tuple[EndpointSpec, ...]
         EndpointSpec("80002", "s3cret-agent-pw", "staff", webrtc=True, display_name="坐席 1"),
         EndpointSpec("80003", "s3cret-kiosk-pw", "citizen", display_name="大厅自助终端"),
     )
-    return RenderInput(settings=s, modules_dir=tmp / "no-modules", asterisk_data_dir=Path("/usr/share/asterisk"),
+    return RenderInput(settings=s, modules_dir=Path("/nonexistent/asterisk/modules"), asterisk_data_dir=Path("/usr/share/asterisk"),
                        ami_secret="ami-secret-for-tests", endpoints=eps)
 
 

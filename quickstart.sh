@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# huiyan quick start.  ./quickstart.sh up    — set everything up (Asterisk included) and start huiyan
+#                      ./quickstart.sh test  — set everything up and run the whole test suite
+# Both are idempotent: the venv, the Asterisk root, the prompts and the database are built once and reused.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+say() { printf '[quickstart] %s\n' "$*" >&2; }
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the Python virtual environment in $VENV"
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"; "$PYTHON" -m venv "$VENV"
+      else
+        say "cannot create a venv: install python3-venv (Debian) and run again"; exit 2
+      fi
+    fi
+  fi
+  local want have
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  have=$(cat "$VENV/.huiyan-deps" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    say "installing huiyan and its dependencies"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    echo "$want" > "$VENV/.huiyan-deps"
+  fi
+}
+
+cmd=${1:-up}
+shift || true
+case "$cmd" in
+  up)
+    ensure_venv
+    "$VENV/bin/huiyan" setup
+    exec "$VENV/bin/huiyan" up "$@"
+    ;;
+  test)
+    ensure_venv
+    # The tests start their own Asterisk on free ports; they reuse the Asterisk root that setup built.
+    "$VENV/bin/huiyan" setup
+    export HUIYAN_ASTERISK_ROOT="$PWD/var/asterisk-root"
+    exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    ;;
+  *)
+    echo "usage: $0 up|test [args...]" >&2; exit 2 ;;
+esac
