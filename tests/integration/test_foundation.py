@@ -112,10 +112,11 @@ def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running
     assert f"{ext}/sip:{ext}@127.0.0.1:{reg.port}" in huiyan.ctl.pbx.rx("pjsip show contacts")
 
     # Now that the endpoint is known to be loaded: a wrong password is challenged again, never registered.
-    bad = Sipp("register_rejected.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
-               user=ext, password=password + "x", timeout=10).run()
+    bad_sipp = Sipp("register_rejected.xml", huiyan.sip_target, service=ext, workdir=tmp_path,
+                    user=ext, password=password + "x", timeout=10)
+    bad = bad_sipp.run()
     assert bad.ok, bad.stderr + bad.errors
-    assert f"{ext}/sip:{ext}@127.0.0.1:{bad.port}" not in huiyan.ctl.pbx.rx("pjsip show contacts")
+    assert f"{ext}/sip:{ext}@127.0.0.1:{bad_sipp.port}" not in huiyan.ctl.pbx.rx("pjsip show contacts")
 
     # The same port now answers calls, as the terminal would (-aa answers Asterisk's OPTIONS qualify).
     uas = Sipp("uas_answer.xml", huiyan.sip_target, service=ext, workdir=tmp_path, port=reg.port,
