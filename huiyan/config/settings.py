@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUIYAN_",
         env_nested_delimiter="__",
-        toml_file=os.environ.get("HUIYAN_CONFIG", "huiyan.toml"),
         extra="ignore",
     )
 
@@ -81,7 +80,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        # Read at each construction (not import) so HUIYAN_CONFIG can point at another file.
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=os.environ.get("HUIYAN_CONFIG", "huiyan.toml"))
+        return (init_settings, env_settings, toml)
 
     @field_validator("data_dir", mode="after")
     @classmethod
