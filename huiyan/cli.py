@@ -38,6 +38,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     async def main() -> None:
         ctl = Controller(s)
@@ -85,13 +86,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if isinstance(api, dict) and api.get("ok") else 1
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def _render_and_reload(s: Settings) -> list[str]:
+    """Render from settings + database; if our Asterisk is running, reload what changed (no restart)."""
     from huiyan.pbx.install import find_or_install
-    from huiyan.runtime import render_from_db
+    from huiyan.pbx.node import PbxNode
+    from huiyan.pbx.process import AsteriskProcess
+    from huiyan.runtime import RELOADS, render_from_db
 
-    s = _settings(args)
     inst = find_or_install(root=s.root_dir, binary=s.asterisk_binary, install=False)
     changed = render_from_db(s, inst)
+    pbx = AsteriskProcess(inst, s.pbx_dir, PbxNode.from_settings(s))
+    if changed and pbx.pid() is not None:
+        for name in changed:
+            if name in RELOADS:
+                pbx.rx(RELOADS[name])
+    return changed
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    changed = _render_and_reload(s)
     print(f"{len(changed)} file(s) changed in {s.pbx_dir / 'etc'}: {' '.join(changed)}")
     return 0
 
@@ -107,7 +121,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
         counts = seed_demo(session)
         session.commit()
     print(json.dumps(counts, ensure_ascii=False, indent=2))
-    print("Running huiyan picks the new devices up at once; otherwise they are rendered on the next `huiyan up`.")
+    try:
+        changed = _render_and_reload(s)
+        print(f"Asterisk configuration updated ({', '.join(changed) or 'no change'}).")
+    except SetupError:
+        print("Asterisk is not installed yet: `huiyan setup` renders the devices.")
     return 0
 
 
@@ -122,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("-v", "--verbose", action="store_true")
     up.set_defaults(fn=cmd_up)
     sub.add_parser("status", help="is Asterisk running, is the API healthy").set_defaults(fn=cmd_status)
-    sub.add_parser("render", help="render the Asterisk config from settings + database").set_defaults(fn=cmd_render)
+    sub.add_parser("render", help="render the Asterisk config from settings + database; reload a running one").set_defaults(
+        fn=cmd_render)
     sub.add_parser("seed-demo", help="load the demo Jilin province").set_defaults(fn=cmd_seed_demo)
     args = p.parse_args(argv)
     try:
