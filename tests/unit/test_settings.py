@@ -9,6 +9,15 @@ import pytest
 from huiyan.config.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("HUIYAN_"):
+            monkeypatch.delenv(k)
+
+
 def test_defaults_put_everything_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     s = Settings()
