@@ -29,6 +29,9 @@ log = logging.getLogger("huiyan.agi")
 Handler = Callable[["AgiSession"], Awaitable[None]]
 
 ERROR_VARIABLE = "HUIYAN_AGI_ERROR"
+# Set when a route finished on purpose. The dialplan retries a route whose session ended without it:
+# that is how a caller survives the controller dying mid-call (see huiyan/dialplan).
+DONE_VARIABLE = "HUIYAN_DONE"
 ERROR_PROMPT = "unavailable"
 # Lines from Asterisk are short, but a GET VARIABLE value can be long; beyond this the peer is broken.
 MAX_LINE_BYTES = 1024 * 1024
@@ -437,6 +440,8 @@ class FastAgiServer:
                 await self._not_found(session)
             else:
                 await handler(session)
+                if not (session.closed or session.hungup):
+                    await session.set_variable(DONE_VARIABLE, "1")
         except AgiHangup:
             session.log.info("call ended by hang-up")
         except AgiTimeout as exc:
@@ -457,6 +462,7 @@ class FastAgiServer:
         try:
             async with asyncio.timeout(self.error_timeout):
                 await session.set_variable(ERROR_VARIABLE, reason)
+                await session.set_variable(DONE_VARIABLE, "1")
                 # A prompt on an unanswered channel is not heard; ANSWER on an answered one is a no-op.
                 await session.answer()
                 await session.stream_file(session.prompt(ERROR_PROMPT))

@@ -264,6 +264,7 @@ def render_extensions_conf(r: RenderInput) -> str:
         trunk_prefix=s.trunk_prefix,
         trunk_endpoint=TRUNK_ENDPOINT if s.trunk.host else None,
         unavailable_prompt=prompt_path(s.data_dir / "sounds", "unavailable", "zh"),
+        please_wait_prompt=prompt_path(s.data_dir / "sounds", "please_wait", "zh"),
     ))
 
 

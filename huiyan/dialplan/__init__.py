@@ -22,7 +22,7 @@ PUBLIC = "huiyan-public"
 INTERNAL = "huiyan-internal"
 ROOMS = "huiyan-rooms"
 TRUNK_OUT = "huiyan-trunk-out"
-FALLBACK = "huiyan-fallback"
+RUN = "huiyan-run"  # runs a FastAGI route and keeps the caller if the controller is gone
 
 # Which shared contexts each caller class includes, in search order.
 REACH: dict[str, tuple[str, ...]] = {
@@ -48,6 +48,14 @@ class DialplanInput:
     trunk_prefix: str  # e.g. 9
     trunk_endpoint: str | None  # pjsip endpoint of the legacy system, None when not configured
     unavailable_prompt: str  # absolute path without extension
+    please_wait_prompt: str = ""  # absolute path without extension; "" = music only
+    retry_seconds: int = 5  # music between two attempts to reach the controller
+    max_tries: int = 60  # then apologise and hang up (60 x 5 s = 5 minutes)
+
+
+def _check_route(route: str) -> None:
+    if not route or not route.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"route name {route!r} must be letters, digits, - and _")
 
 
 def _check_number(number: str) -> None:
@@ -71,23 +79,34 @@ def render_extensions(d: DialplanInput) -> str:
     out.append("; The only numbers a citizen or guest can reach. Each one is a FastAGI route.")
     for number, route in sorted(d.services.items()):
         _check_number(number)
-        if not route.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"route name {route!r} must be alphanumeric")
+        _check_route(route)
         out += [
             f"exten => {number},1,NoOp(huiyan service {route})",
             "same => n,Set(__HUIYAN_CLASS=${CONTEXT:5})",
-            f"same => n,AGI(${{HUIYAN_AGI}}/{route}?number=${{EXTEN}}&class=${{HUIYAN_CLASS}})",
-            # AGISTATUS=FAILURE means the controller could not be reached: the caller is not dropped.
-            "same => n,GotoIf($[\"${AGISTATUS}\" = \"FAILURE\"]?" + f"{FALLBACK},{number},1)",
-            "same => n,Hangup()",
+            f"same => n,Set(HUIYAN_ROUTE={route})",
+            f"same => n,Goto({RUN},${{EXTEN}},1)",
         ]
     out.append("")
+    wait = f"same => n,Playback({d.please_wait_prompt})" if d.please_wait_prompt else "same => n,NoOp()"
     out += [
-        f"[{FALLBACK}]",
-        "; Reached only when FastAGI is unreachable (controller restarting).",
-        "exten => _[0-9*#+]!,1,Answer()",
-        f"same => n,Playback({d.unavailable_prompt})",
-        "same => n,Hangup(41)",
+        f"[{RUN}]",
+        "; Reached only by Goto from a route above, never included: it matches any number on purpose.",
+        "; FastAGI sets HUIYAN_DONE=1 when a route ends on purpose. A session that ended without it means the",
+        "; controller is unreachable or died mid-call: the caller hears music and we try again, keeping",
+        "; HUIYAN_* channel variables (menu choice, time queued) so the controller resumes where it was.",
+        "exten => _[0-9*#+]!,1,Set(HUIYAN_TRIES=0)",
+        "same => n(run),Set(HUIYAN_DONE=)",
+        "same => n,AGI(${HUIYAN_AGI}/${HUIYAN_ROUTE}?number=${EXTEN}&class=${HUIYAN_CLASS}&tries=${HUIYAN_TRIES})",
+        "same => n,GotoIf($[\"${HUIYAN_DONE}\" = \"1\"]?end)",
+        "same => n,Set(HUIYAN_TRIES=$[${HUIYAN_TRIES} + 1])",
+        f"same => n,GotoIf($[${{HUIYAN_TRIES}} > {d.max_tries}]?giveup)",
+        "same => n,Answer()",
+        "same => n,GotoIf($[${HUIYAN_TRIES} > 1]?hold)",
+        wait,
+        f"same => n(hold),MusicOnHold(default,{d.retry_seconds})",
+        "same => n,Goto(run)",
+        f"same => n(giveup),Playback({d.unavailable_prompt})",
+        "same => n(end),Hangup()",
         "",
         f"[{INTERNAL}]",
         f"exten => {d.internal_pattern},1,NoOp(internal call to ${{EXTEN}})",
@@ -98,9 +117,9 @@ def render_extensions(d: DialplanInput) -> str:
         "same => n(offline),Hangup(20)",
         "",
         f"[{ROOMS}]",
-        f"exten => {d.room_pattern},1,AGI(${{HUIYAN_AGI}}/room?number=${{EXTEN}}&class=${{CONTEXT:5}})",
-        f"same => n,GotoIf($[\"${{AGISTATUS}}\" = \"FAILURE\"]?{FALLBACK},${{EXTEN}},1)",
-        "same => n,Hangup()",
+        f"exten => {d.room_pattern},1,Set(__HUIYAN_CLASS=${{CONTEXT:5}})",
+        "same => n,Set(HUIYAN_ROUTE=room)",
+        f"same => n,Goto({RUN},${{EXTEN}},1)",
         "",
         f"[{TRUNK_OUT}]",
     ]

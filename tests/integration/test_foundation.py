@@ -132,3 +132,32 @@ def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running
     finally:
         uas.kill()
     assert huiyan.ctl.pbx.pid() == pid, "Asterisk was restarted"
+
+
+def test_caller_is_held_while_fastagi_is_down_and_served_when_it_returns(huiyan: Running, tmp_path: Path) -> None:
+    """The controller's FastAGI is gone when the call arrives: the caller hears 'please wait' and music,
+    the dialplan retries every few seconds, and the call is served as soon as FastAGI is back."""
+    from huiyan.agi.flows import default_routes
+    from huiyan.agi.server import FastAgiServer
+    from huiyan.pbx.events import AmiEvent
+
+    s = huiyan.settings
+    huiyan.call(huiyan.ctl.agi.stop())
+    assert not huiyan.ctl.agi.listening
+    caller = Sipp("uac_service.xml", huiyan.sip_target, service="19999", workdir=tmp_path, timeout=40).start()
+    try:
+        time.sleep(7)  # at least one failed attempt and one music interval
+        assert caller.proc is not None and caller.proc.poll() is None, "the caller was dropped"
+        fresh = FastAgiServer(default_routes(s), s.agi_host, s.agi_port, node_name=huiyan.ctl.node.name,
+                              sounds_dir=s.data_dir / "sounds")
+        huiyan.call(fresh.start())
+        huiyan.ctl.agi = fresh
+        res = caller.wait()
+        assert res.ok, res.stderr + res.errors
+    finally:
+        caller.kill()
+    assert fresh.sessions_served == 1
+    starts = huiyan.find_events(lambda e: isinstance(e, AmiEvent) and e.name == "VarSet"
+                                and e.fields.get("Variable") == "HUIYAN_TRIES")
+    assert starts, "the dialplan never counted a retry"
+    assert max(int(e.fields.get("Value") or 0) for e in starts) >= 1

@@ -84,6 +84,7 @@ async def test_service_without_a_route_gets_the_unavailable_prompt(settings: Set
             await fa.wait_closed()
     assert fa.commands == [
         'SET VARIABLE "HUIYAN_AGI_ERROR" "unknown-route"',
+        'SET VARIABLE "HUIYAN_DONE" "1"',
         "ANSWER",
         f'STREAM FILE "{sounds}/zh/huiyan/unavailable" ""',
         "HANGUP",

@@ -20,8 +20,10 @@ from huiyan.agi import (
 from huiyan.agi.testing import DISCONNECT, SILENCE, FakeAsterisk
 
 HOST = "127.0.0.1"
+DONE = 'SET VARIABLE "HUIYAN_DONE" "1"'  # a route that finished on purpose tells the dialplan so
 ERROR_EXIT = [
     'SET VARIABLE "HUIYAN_AGI_ERROR" "exception"',
+    DONE,
     "ANSWER",
     'STREAM FILE "huiyan/unavailable" ""',
     "HANGUP",
@@ -64,7 +66,7 @@ async def test_routes_by_script_and_exposes_request() -> None:
         async with FakeAsterisk(HOST, server.port, headers={"agi_network_script": "/selftest?number=19999&class=citizen",
                                                           "agi_arg_1": "a", "agi_arg_2": "b"}) as fa:
             await fa.wait_closed()
-    assert fa.commands == ["ANSWER"]
+    assert fa.commands == ["ANSWER", DONE]
     (session,) = seen
     assert session.node_name == "pbx7"
     assert session.request.script == "selftest"
@@ -165,7 +167,7 @@ async def test_low_level_command_returns_error_responses_and_helpers_raise() -> 
             await fa.wait_closed()
     assert outcome == {"510": (510, "Invalid or unknown command"), "520": (520, 4), "after": "still in step"}
     # The command with a newline was never sent: it would have smuggled a second command.
-    assert fa.commands[-1] == 'GET VARIABLE "X"' and len(fa.commands) == 5
+    assert fa.commands[-2:] == ['GET VARIABLE "X"', DONE] and len(fa.commands) == 6
 
 
 async def test_hangup_line_before_a_response_marks_session_hung_up() -> None:
@@ -269,6 +271,7 @@ async def test_unknown_route_apologises_and_hangs_up(caplog: pytest.LogCaptureFi
             await fa.wait_closed()
     assert fa.commands == [
         'SET VARIABLE "HUIYAN_AGI_ERROR" "unknown-route"',
+        DONE,
         "ANSWER",
         'STREAM FILE "huiyan/unavailable" ""',
         "HANGUP",
@@ -311,7 +314,7 @@ async def test_client_disconnect_mid_command_ends_session_quietly(caplog: pytest
         assert server.active_sessions == 0
         async with FakeAsterisk(HOST, server.port) as again:
             await again.wait_closed()
-        assert again.commands == ["ANSWER", 'STREAM FILE "huiyan/welcome" ""']
+        assert again.commands == ["ANSWER", 'STREAM FILE "huiyan/welcome" ""', DONE]
     # The first call never got past the broken STREAM FILE; the second (normal) one did.
     assert reached == ["answered", "answered", "after stream"]
     assert fa.commands == ["ANSWER", 'STREAM FILE "huiyan/welcome" ""']
@@ -374,7 +377,7 @@ async def test_error_exit_survives_a_caller_who_hangs_up_during_the_apology() ->
         async with FakeAsterisk(HOST, server.port, responses={"STREAM FILE": "HANGUP\n200 result=-1 endpos=0"}) as fa:
             await fa.wait_closed()
         assert server.listening
-    assert fa.commands == ERROR_EXIT[:3]
+    assert fa.commands == ERROR_EXIT[:4]
 
 
 async def test_response_timeout_closes_the_session(caplog: pytest.LogCaptureFixture) -> None:

@@ -110,10 +110,18 @@ def test_trunk_callers_reach_rooms_not_extensions_or_the_trunk() -> None:
     assert not reachable(TEXT, "trunk", "9075512345")
 
 
-def test_services_go_to_fastagi_with_fallback() -> None:
-    ctx = _contexts(TEXT)["huiyan-public"]
-    assert any("AGI(${HUIYAN_AGI}/hotline?number=${EXTEN}" in ln for ln in ctx)
-    assert any("AGISTATUS" in ln and "huiyan-fallback" in ln for ln in ctx)
+def test_services_run_their_route_with_hold_and_retry() -> None:
+    ctx = _contexts(TEXT)
+    assert "same => n,Set(HUIYAN_ROUTE=hotline)" in ctx["huiyan-public"]
+    run = ctx["huiyan-run"]
+    assert any("AGI(${HUIYAN_AGI}/${HUIYAN_ROUTE}?number=${EXTEN}" in ln for ln in run)
+    # finished on purpose -> hang up; otherwise music, then the same route again, at most max_tries times
+    assert any('${HUIYAN_DONE}" = "1"]?end' in ln for ln in run)
+    assert any("MusicOnHold(default,5)" in ln for ln in run)
+    assert any(ln.endswith("Goto(run)") for ln in run)
+    assert any("> 60]?giveup" in ln for ln in run)
+    # the run context is never included by a caller class: it is only reached by Goto from a route
+    assert not any("include => huiyan-run" in ln for lines in ctx.values() for ln in lines)
 
 
 def test_no_trunk_route_without_trunk() -> None:
