@@ -86,21 +86,39 @@ def test_citizen_class_cannot_dial_out_of_the_public_services(huiyan: Running, t
                                   and e.fields.get("ChannelState") == "6")
 
 
-def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running, tmp_path: Path) -> None:
-    token = _admin_token(huiyan)
-    auth = {"Authorization": f"Bearer {token}"}
-    pid = huiyan.ctl.pbx.pid()
-    orgs = httpx.get(f"{huiyan.api}/api/organisations", headers=auth).json()
+def _create_device(h: Running, kind: str) -> dict:
+    auth = {"Authorization": f"Bearer {_admin_token(h)}"}
+    orgs = httpx.get(f"{h.api}/api/organisations", headers=auth).json()
     org_id = orgs["items"][0]["id"] if orgs.get("items") else httpx.post(
-        f"{huiyan.api}/api/organisations", headers=auth,
+        f"{h.api}/api/organisations", headers=auth,
         json={"name": "吉林省司法厅", "code": "jl", "level": "province"}).json()["id"]
-    t0 = time.monotonic()
-    r = httpx.post(f"{huiyan.api}/api/devices", headers=auth, json={
-        "serial": f"XY-IT-{int(t0 * 1000)}", "model": "ME40", "kind": "terminal", "organisation_id": org_id,
-        "department": "command", "display_name": "集成测试终端",
+    r = httpx.post(f"{h.api}/api/devices", headers=auth, json={
+        "serial": f"IT-{kind}-{time.monotonic_ns()}", "model": "ME40", "kind": kind, "organisation_id": org_id,
+        "department": "hotline", "display_name": f"集成测试 {kind}",
     })
     assert r.status_code == 201, r.text
-    dev = r.json()
+    return r.json()
+
+
+@pytest.mark.parametrize("number", ["80001", "913800138000", "6001", "075512345678"])
+def test_authenticated_kiosk_is_citizen_class_too(huiyan: Running, tmp_path: Path, number: str) -> None:
+    """A bureau kiosk has an account (so it is identified and challenged), but it is a citizen device."""
+    kiosk = _create_device(huiyan, "kiosk")
+    ext = kiosk["extension"]
+    deadline = time.monotonic() + 5
+    while f" {ext}/{ext} " not in huiyan.ctl.pbx.rx("pjsip show endpoints") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    res = Sipp("uac_auth_refused.xml", huiyan.sip_target, service=number, workdir=tmp_path, timeout=15,
+               user=ext, password=kiosk["sip_password"], extra=("-key", "caller", ext)).run()
+    assert res.ok, f"{number}: not refused\n{res.stderr}{res.errors}"
+    log = huiyan.ctl.pbx.messages_log.read_text()
+    assert f"to extension '{number}' rejected because extension not found in context 'from-citizen'" in log
+
+
+def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running, tmp_path: Path) -> None:
+    pid = huiyan.ctl.pbx.pid()
+    t0 = time.monotonic()
+    dev = _create_device(huiyan, "terminal")
     ext, password = dev["extension"], dev["sip_password"]
 
     reg = Sipp("register.xml", huiyan.sip_target, service=ext, workdir=tmp_path, user=ext, password=password,
