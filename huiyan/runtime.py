@@ -68,6 +68,7 @@ class Controller:
         self.ami: Any = None
         self.tracker: Any = None
         self.agi: Any = None
+        self.hotline: Any = None
         self.app: Any = None
         self._uvicorn: Any = None
         self._api_task: asyncio.Task[None] | None = None
@@ -94,10 +95,22 @@ class Controller:
         self.session_factory = session_factory(self.engine)
         await asyncio.to_thread(render_from_db, s, self.install)
 
+        # The hotline's distributor, restored from the database (agents stay logged in across restarts).
+        from huiyan.hotline.flow import hotline_route
+        from huiyan.hotline.service import HotlineService
+        from huiyan.hotline.store import DbHotlineStore
+
+        wall_offset = time.time() - time.monotonic()
+        self.hotline = HotlineService(self.node.name, DbHotlineStore(self.session_factory, wall_offset), self.bus,
+                                      wall_offset=wall_offset)
+        await self.hotline.start()
+        self.bus.on(self._on_event)
+
         # FastAGI first, so the first call Asterisk sends already finds us listening.
-        self.agi = FastAgiServer(
-            default_routes(s), s.agi_host, s.agi_port, node_name=self.node.name, sounds_dir=s.data_dir / "sounds"
-        )
+        routes = dict(default_routes(s))
+        routes["hotline"] = hotline_route(self.hotline, s.data_dir / "recordings")
+        self.agi = FastAgiServer(routes, s.agi_host, s.agi_port, node_name=self.node.name,
+                                 sounds_dir=s.data_dir / "sounds")
         await self.agi.start()
 
         self.pbx = AsteriskProcess(self.install, s.pbx_dir, self.node)
@@ -117,6 +130,7 @@ class Controller:
             on_directory_change=self.apply_directory,
         )
         self.app.state.controller = self
+        self.app.state.hotline = self.hotline
         await self._start_api()
         self.started_at = time.monotonic()
 
@@ -165,10 +179,22 @@ class Controller:
             await self.ami.close()
         if self.agi is not None:
             await self.agi.stop()
+        if self.hotline is not None:
+            await self.hotline.stop()
         if self.pbx is not None and self.manage_asterisk:
             await asyncio.to_thread(self.pbx.stop)
         if getattr(self, "engine", None) is not None:
             self.engine.dispose()
+
+    def _on_event(self, event: Any) -> None:
+        """Bus listener: AMI events the hotline needs, and configuration changes it must reload."""
+        if self.hotline is None:
+            return
+        name = type(event).__name__
+        if name == "HotlineConfigChanged" or name == "DirectoryChanged":
+            asyncio.get_running_loop().create_task(self.hotline.reload())
+        elif getattr(event, "name", None) == "DialEnd":
+            self.hotline.on_ami_event(event)
 
     # ---- operations -----------------------------------------------------------------
     async def apply_directory(self) -> list[str]:

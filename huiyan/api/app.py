@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
-from huiyan.api import auth, devices, events, organisations, users
+from huiyan.api import auth, devices, events, organisations, queue_log, queues, users
 from huiyan.api import health as health_routes
 from huiyan.api.access import WebSocketDenied, access_rule, deny_websocket
 from huiyan.api.context import ApiContext, DirectoryHook, HealthCheck
@@ -33,6 +33,7 @@ TAGS = [
     {"name": "organisations", "description": "The tree of justice bureaus (省/市州/县区) and judicial offices (司法所)."},
     {"name": "users", "description": "Staff accounts; each is also a browser SIP endpoint."},
     {"name": "devices", "description": "Video terminals, softphones, browser seats and kiosks (SIP endpoints)."},
+    {"name": "hotline", "description": "12348 hotline: queues, voice menus, members, skills, queue log, calls."},
     {"name": "events", "description": "WebSocket /api/events (not listed by OpenAPI): the event bus, live."},
 ]
 
@@ -75,6 +76,8 @@ def create_app(
         organisations.router,
         users.router,
         devices.router,
+        queues.router,
+        queue_log.router,
         events.router,
     ):
         _document_access(router)

@@ -223,7 +223,10 @@ def render_pjsip_conf(r: RenderInput) -> str:
                  rtp_keepalive=15, rtp_timeout=120),
     ]
     for cls in ("guest", "citizen", "terminal", "staff", "trunk"):
-        parts.append(_section(f"ep-{cls}", "!,ep-base", context=context_for(cls)))
+        # Citizens must not learn internal extensions or staff names: no connected-line updates to them.
+        public = cls in ("guest", "citizen")
+        parts.append(_section(f"ep-{cls}", "!,ep-base", context=context_for(cls),
+                              send_connected_line="no" if public else None))
     parts.append(_section("ep-webrtc", "!", webrtc="yes", dtls_auto_generate_cert="yes",
                           disallow="all", allow=["opus", "ulaw", "alaw", "vp8", "h264"],
                           max_video_streams=16, transport="transport-ws"))

@@ -1,4 +1,5 @@
-"""The directory's database: organisations, users and devices, and the SIP endpoints derived from them.
+"""The database: the directory (organisations, users, devices, their SIP endpoints) and the 12348 hotline's
+queues, menus, skills, agent state, queue log and calls (`huiyan.db.hotline`).
 
 Sync SQLAlchemy on purpose: the API serves these tables from plain `def` routes, which FastAPI runs in
 its threadpool, so a query never blocks the event loop. Async code elsewhere (AGI, the distributor)
@@ -8,14 +9,46 @@ URL works; SQLite (in the data directory) is the default, PostgreSQL is the prod
 
 from huiyan.db.engine import make_engine, session_factory
 from huiyan.db.migrate import make_config, upgrade
-from huiyan.db.models import Base, Device, DeviceKind, Organisation, OrgLevel, Role, User
+from huiyan.db.models import (
+    AgentSkill,
+    AgentState,
+    AgentStatus,
+    Base,
+    CallOutcome,
+    Device,
+    DeviceKind,
+    HotlineCall,
+    JoinEmptyPolicy,
+    MenuOption,
+    Organisation,
+    OrgLevel,
+    Queue,
+    QueueEvent,
+    QueueLogEntry,
+    QueueMember,
+    QueueStrategy,
+    Role,
+    User,
+)
 
 __all__ = [
+    "AgentSkill",
+    "AgentState",
+    "AgentStatus",
     "Base",
+    "CallOutcome",
     "Device",
     "DeviceKind",
+    "HotlineCall",
+    "JoinEmptyPolicy",
+    "MenuOption",
     "OrgLevel",
     "Organisation",
+    "Queue",
+    "QueueEvent",
+    "QueueLogEntry",
+    "QueueMember",
+    "QueueStrategy",
     "Role",
     "User",
     "make_config",

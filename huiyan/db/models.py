@@ -1,4 +1,5 @@
-"""The directory's tables: organisations (the bureau tree), users (staff) and devices (terminals)."""
+"""The tables: the directory (organisations = the bureau tree, users = staff, devices = terminals), then the
+12348 hotline's (queues, voice menus, skills, members, agent state, queue log, calls)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,23 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, Enum, ForeignKey, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Named constraints: SQLite batch migrations can only drop what has a name, and names match across DBs.
@@ -83,13 +100,13 @@ class DeviceKind(StrEnum):
     KIOSK = "kiosk"  # a citizen-facing terminal in a bureau's hall: may only call the services
 
 
-def _enum(cls: type[StrEnum], name: str) -> Enum:
+def _enum(cls: type[StrEnum], name: str, length: int = 16) -> Enum:
     # VARCHAR, not a native PostgreSQL ENUM: adding a value later is then a code change, not a migration.
     return Enum(
         cls,
         name=name,
         native_enum=False,
-        length=16,
+        length=length,
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
@@ -163,3 +180,242 @@ class Device(Base):
 
     def __repr__(self) -> str:
         return f"<Device {self.id} {self.serial} {self.kind} {self.extension}>"
+
+
+# ---- the 12348 hotline's call distributor (热线排队): configuration, agent state, and what happened ----
+
+
+class QueueStrategy(StrEnum):
+    """How a queue picks among able agents; the values of `huiyan.acd.model.Strategy`."""
+
+    LONGEST_IDLE = "longest-idle"
+    FEWEST_CALLS = "fewest-calls"
+    ROUND_ROBIN = "round-robin"
+    RING_ALL = "ring-all"
+    SKILLS = "skills"
+
+
+class JoinEmptyPolicy(StrEnum):
+    """Whether a caller may join a queue nobody able could answer."""
+
+    JOIN = "join"
+    REFUSE_NO_AGENTS = "refuse_no_agents"  # refuse when no able agent is logged in
+    REFUSE_NONE_AVAILABLE = "refuse_none_available"  # refuse when every able agent is logged out or paused
+
+
+class AgentState(StrEnum):
+    """An agent's state in the distributor; the values of `huiyan.acd.model.AgentState`."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    OFFERED = "offered"  # ringing
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class QueueEvent(StrEnum):
+    """What a queue log line records (the hotline's counterpart of Asterisk's queue_log verbs)."""
+
+    ENQUEUE = "enqueue"
+    REFUSE = "refuse"  # the join-empty policy turned the caller away; the call never entered the queue
+    OFFER = "offer"
+    CONNECT = "connect"
+    NOANSWER = "noanswer"
+    ABANDON = "abandon"
+    TRANSFER = "transfer"
+    COMPLETE = "complete"
+    OVERFLOW = "overflow"
+    TIMEOUT = "timeout"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    LOGIN = "login"
+    LOGOUT = "logout"
+    WRAPUP_END = "wrapup_end"
+
+
+class CallOutcome(StrEnum):
+    """Where a hotline call stands, or how it ended."""
+
+    WAITING = "waiting"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    TIMEOUT = "timeout"
+    OVERFLOWED = "overflowed"
+    TRANSFERRED = "transferred"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+class Queue(Base):
+    """A queue of the 12348 hotline (队列), e.g. 法律咨询; callers wait in it for an able agent."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    strategy: Mapped[QueueStrategy] = mapped_column(
+        _enum(QueueStrategy, "queue_strategy"), default=QueueStrategy.LONGEST_IDLE
+    )
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, default=20)
+    wrapup_s: Mapped[int] = mapped_column(Integer, default=10)
+    max_wait_s: Mapped[int | None] = mapped_column(Integer, default=None)  # None: no limit
+    overflow_queue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queues.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    join_empty: Mapped[JoinEmptyPolicy] = mapped_column(
+        _enum(JoinEmptyPolicy, "join_empty_policy", 24), default=JoinEmptyPolicy.JOIN
+    )
+    sl_threshold_s: Mapped[int] = mapped_column(Integer, default=20)
+    sl_target: Mapped[float] = mapped_column(Float, default=0.8)
+    autopause_after: Mapped[int] = mapped_column(Integer, default=3)  # unanswered offers in a row; 0 = off
+    relax_steps: Mapped[list[list[int]]] = mapped_column(JSON, default=list)  # [[after_seconds, level_delta], ...]
+    announce_every_s: Mapped[int] = mapped_column(Integer, default=30)  # position announcements; 0 = never
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[QueueMember]] = relationship(
+        back_populates="queue", cascade="all, delete-orphan", passive_deletes=True, order_by="QueueMember.user_id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.id} {self.name} {self.strategy}>"
+
+
+class MenuOption(Base):
+    """One digit of a service number's voice menu (IVR): press it to wait in a queue with these skills."""
+
+    __tablename__ = "menu_options"
+    __table_args__ = (UniqueConstraint("service_number", "digit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_number: Mapped[str] = mapped_column(String(16))  # "12348", or a city's "1234801"
+    digit: Mapped[str] = mapped_column(String(1))
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"), index=True)
+    required_skills: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # {skill: minimum level}
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher is served first
+    label_zh: Mapped[str] = mapped_column(String(100))
+    label_en: Mapped[str] = mapped_column(String(200), default="")
+    prompt: Mapped[str | None] = mapped_column(String(64), default=None)  # a prompt name from the catalogue
+
+    queue: Mapped[Queue] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<MenuOption {self.id} {self.service_number}/{self.digit} -> queue {self.queue_id}>"
+
+
+class AgentSkill(Base):
+    """What an agent can do and how well (1..10): consultation, legal_aid, mediation, lang_ko (延边)..."""
+
+    __tablename__ = "agent_skills"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(32), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<AgentSkill {self.user_id} {self.skill}={self.level}>"
+
+
+class QueueMember(Base):
+    """An agent (or supervisor) who may take calls from a queue; lower penalty is offered calls first."""
+
+    __tablename__ = "queue_members"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+
+    queue: Mapped[Queue] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<QueueMember queue {self.queue_id} user {self.user_id} penalty {self.penalty}>"
+
+
+class AgentStatus(Base):
+    """An agent's last known distributor state, written as it changes so a controller restart loses nothing."""
+
+    __tablename__ = "agent_statuses"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[AgentState] = mapped_column(_enum(AgentState, "agent_state"), default=AgentState.LOGGED_OUT)
+    reason: Mapped[str | None] = mapped_column(String(100), default=None)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    logged_in_queues: Mapped[list[int]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<AgentStatus {self.user_id} {self.state}>"
+
+
+# The log only grows: 64-bit ids where the database has them (SQLite's rowid is 64-bit already).
+_LOG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class QueueLogEntry(Base):
+    """One line of the queue log (队列日志): the distributor's history, for reports and audits.
+
+    queue_id and agent_user_id are plain numbers, not foreign keys: the log must take every line the
+    runtime writes, and must outlive the queues and users it mentions."""
+
+    __tablename__ = "queue_log"
+    __table_args__ = (
+        Index("ix_queue_log_at", "at"),
+        Index("ix_queue_log_queue_id_at", "queue_id", "at"),
+        Index("ix_queue_log_agent_user_id_at", "agent_user_id", "at"),
+        Index("ix_queue_log_call_id", "call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_LOG_ID, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # milliseconds (the store truncates)
+    node: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str] = mapped_column(String(64), default="")  # the caller channel's Asterisk uniqueid
+    queue_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    agent_user_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    event: Mapped[QueueEvent] = mapped_column(_enum(QueueEvent, "queue_event"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def __repr__(self) -> str:
+        return f"<QueueLogEntry {self.id} {self.at} {self.event} call {self.call_id}>"
+
+
+class HotlineCall(Base):
+    """One call to the hotline, from the voice menu to hang-up; upserted by the runtime as it goes.
+
+    Keyed by the caller channel's uniqueid; with several PBX nodes, give each its own `systemname` in
+    asterisk.conf so uniqueids cannot collide. queue_id and agent_user_id are not foreign keys, for the
+    reason given at `QueueLogEntry`."""
+
+    __tablename__ = "hotline_calls"
+    __table_args__ = (Index("ix_hotline_calls_queue_id_created_at", "queue_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    caller_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    caller_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    service_number: Mapped[str | None] = mapped_column(String(16), default=None)
+    menu_digit: Mapped[str | None] = mapped_column(String(1), default=None)  # the key pressed: 0-9 * # A-D
+    queue_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    offered_count: Mapped[int] = mapped_column(Integer, default=0)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    agent_user_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    outcome: Mapped[CallOutcome] = mapped_column(_enum(CallOutcome, "call_outcome"), default=CallOutcome.WAITING)
+    wait_s: Mapped[float | None] = mapped_column(Float, default=None)
+    talk_s: Mapped[float | None] = mapped_column(Float, default=None)
+    recording_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    # When the record was first written: calls that never reached a queue have no enqueued_at.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<HotlineCall {self.id} {self.outcome} queue {self.queue_id}>"

@@ -1,5 +1,8 @@
 """Demo data: the Jilin province justice administration of the 2018 pilot, its terminals and one user per role.
 
+The 12348 hotline comes with it: the province's three queues (法律咨询, 法律援助, 调解受理), 长春's and
+延边's own consultation queues, their voice menus, and skills and queues for the demo agents.
+
 Every demo user's password is `DEMO_PASSWORD` ("huiyan12348"); log in as `admin` to administer. Change
 them (or do not seed) on any system reachable from outside.
 """
@@ -7,12 +10,23 @@ them (or do not seed) on any system reachable from outside.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from huiyan.db import store
-from huiyan.db.models import DeviceKind, Organisation, OrgLevel, Role, User
+from huiyan.db import hotline, store
+from huiyan.db.models import (
+    AgentSkill,
+    DeviceKind,
+    Organisation,
+    OrgLevel,
+    Queue,
+    QueueMember,
+    QueueStrategy,
+    Role,
+    User,
+)
 from huiyan.db.numbering import DEFAULT_PLAN, ExtensionPlan
 
 DEMO_PASSWORD = "huiyan12348"
@@ -192,6 +206,48 @@ USERS: list[tuple[str, str, Role, str | None]] = [
     ("lawyer", "值班律师", Role.LAWYER, None),
 ]
 
+# The 12348 hotline. Queues: name, English name, organisation code, strategy, other settings
+# ("overflow_to" names a queue listed before). The province answers 12348; 长春 and 延边 have their own.
+QUEUES: list[tuple[str, str, str, QueueStrategy, dict[str, Any]]] = [
+    ("法律咨询", "Legal consultation", "220000", QueueStrategy.SKILLS, {"relax_steps": [[30, 1], [60, 2]]}),
+    ("法律援助", "Legal aid", "220000", QueueStrategy.LONGEST_IDLE, {}),
+    ("调解受理", "Mediation intake", "220000", QueueStrategy.ROUND_ROBIN, {}),
+    ("长春市法律咨询", "Changchun legal consultation", "220100", QueueStrategy.SKILLS,
+     {"max_wait_s": 90, "overflow_to": "法律咨询"}),
+    ("延边州法律咨询", "Yanbian legal consultation", "222400", QueueStrategy.SKILLS,
+     {"max_wait_s": 120, "overflow_to": "法律咨询", "relax_steps": [[45, 2]]}),
+]  # fmt: skip
+
+# Voice menus: service number, digit, queue, required skills, Chinese label, English label.
+# A city's own number is 12348 + the city's two GB/T 2260 digits: 1234801 长春, 1234824 延边.
+MENUS: list[tuple[str, str, str, dict[str, int], str, str]] = [
+    ("12348", "1", "法律咨询", {"consultation": 1}, "法律咨询", "Legal consultation"),
+    ("12348", "2", "法律援助", {"legal_aid": 1}, "法律援助", "Legal aid"),
+    ("12348", "3", "调解受理", {"mediation": 1}, "调解受理", "Mediation"),
+    ("1234801", "1", "长春市法律咨询", {"consultation": 1}, "法律咨询", "Legal consultation"),
+    ("1234801", "2", "法律援助", {"legal_aid": 1}, "法律援助", "Legal aid"),
+    ("1234801", "3", "调解受理", {"mediation": 1}, "调解受理", "Mediation"),
+    ("1234824", "1", "延边州法律咨询", {"consultation": 1}, "法律咨询", "Legal consultation"),
+    ("1234824", "2", "延边州法律咨询", {"consultation": 1, "lang_ko": 5}, "朝鲜语法律咨询",
+     "Legal consultation in Korean"),
+]  # fmt: skip
+
+# Demo agents' skills (levels 1..10); agent2 also speaks Korean (朝鲜语), for 延边.
+SKILLS: dict[str, dict[str, int]] = {
+    "agent1": {"lang_zh": 10, "consultation": 8, "legal_aid": 6},
+    "agent2": {"lang_zh": 10, "lang_ko": 8, "consultation": 6, "mediation": 7},
+    "supervisor": {"lang_zh": 10, "consultation": 9, "legal_aid": 9, "mediation": 9},
+}
+
+# Queue members: (username, penalty); the supervisor backs the agents up (penalty 1: offered calls last).
+MEMBERS: dict[str, list[tuple[str, int]]] = {
+    "法律咨询": [("agent1", 0), ("agent2", 0), ("supervisor", 1)],
+    "法律援助": [("agent1", 0), ("supervisor", 1)],
+    "调解受理": [("agent2", 0), ("supervisor", 1)],
+    "长春市法律咨询": [("agent1", 0), ("agent2", 1)],
+    "延边州法律咨询": [("agent2", 0)],
+}
+
 
 def _org(
     session: Session,
@@ -241,12 +297,13 @@ def _devices(
 
 
 def seed_demo(session: Session, *, plan: ExtensionPlan = DEFAULT_PLAN) -> dict[str, int]:
-    """Add whatever of the demo directory is missing, commit, and return how many of each were created.
+    """Add whatever of the demo directory and hotline is missing, commit, and return how many of each were created.
 
-    Idempotent: organisations are matched by code, devices by serial, users by username; existing rows
-    are left as they are (also if an admin edited them).
+    Idempotent: organisations are matched by code, devices by serial, users by username, queues by name,
+    menu options by number and digit, skills and memberships by user; existing rows are left as they are
+    (also if an admin edited them).
     """
-    created = {"organisations": 0, "users": 0, "devices": 0}
+    created = {"organisations": 0, "users": 0, "devices": 0, "queues": 0, "menu_options": 0}
     province = _org(session, created, PROVINCE, OrgLevel.PROVINCE, None, ("司法厅", "Department of Justice"))
     _devices(session, created, province, PROVINCE_DEVICES, plan)
     by_code = {province.code: province}
@@ -274,8 +331,57 @@ def seed_demo(session: Session, *, plan: ExtensionPlan = DEFAULT_PLAN) -> dict[s
             plan=plan,
         )
         created["users"] += 1
+    _hotline(session, created, by_code)
     session.commit()
     return created
+
+
+def _hotline(session: Session, created: dict[str, int], by_code: dict[str, Organisation]) -> None:
+    """The 12348 queues and menus, and the demo agents' skills and memberships; only what is missing."""
+    queues: dict[str, Queue] = {}
+    for name, name_en, org_code, strategy, settings in QUEUES:
+        queue = hotline.find_queue(session, name)
+        if queue is None:
+            settings = dict(settings)
+            overflow = settings.pop("overflow_to", None)
+            queue = hotline.create_queue(
+                session,
+                name=name,
+                name_en=name_en,
+                organisation_id=by_code[org_code].id,
+                strategy=strategy,
+                overflow_queue_id=queues[overflow].id if overflow else None,
+                **settings,
+            )
+            created["queues"] += 1
+        queues[name] = queue
+    for service_number, digit, queue_name, skills, label_zh, label_en in MENUS:
+        if hotline.menu_for(session, service_number).get(digit) is None:
+            hotline.create_menu_option(
+                session,
+                service_number=service_number,
+                digit=digit,
+                queue_id=queues[queue_name].id,
+                required_skills=skills,
+                label_zh=label_zh,
+                label_en=label_en,
+            )
+            created["menu_options"] += 1
+    for username, skills in SKILLS.items():
+        user = store.find_user(session, username)
+        if user is None:
+            continue
+        for skill, level in skills.items():
+            if session.get(AgentSkill, (user.id, skill)) is None:
+                hotline.set_agent_skill(session, user.id, skill, level)
+    for queue_name, members in MEMBERS.items():
+        for username, penalty in members:
+            user = store.find_user(session, username)
+            # An admin may have deleted the demo user or changed its role since the first seed.
+            if user is None or user.role not in hotline.MEMBER_ROLES:
+                continue
+            if session.get(QueueMember, (queues[queue_name].id, user.id)) is None:
+                hotline.add_queue_member(session, queues[queue_name].id, user.id, penalty=penalty)
 
 
 def ensure_admin(session: Session, username: str, password: str, *, plan: ExtensionPlan = DEFAULT_PLAN) -> User:

@@ -41,14 +41,17 @@ class SippResult:
 class Sipp:
     def __init__(self, scenario: str, target: str, *, service: str, workdir: Path,
                  user: str | None = None, password: str | None = None, timeout: float = 30,
-                 extra: tuple[str, ...] = (), port: int | None = None) -> None:
+                 extra: tuple[str, ...] = (), port: int | None = None, max_calls: int | None = 1,
+                 timeout_error: bool = True) -> None:
         self.port = port or free_port()
         self.media_port = free_port()
         self.workdir = workdir
         self.args = [
-            "sipp", target, "-sf", str(SCENARIOS / scenario), "-s", service, "-m", "1",
+            "sipp", target, "-sf", str(SCENARIOS / scenario), "-s", service,
+            *(("-m", str(max_calls)) if max_calls else ()),
             "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
-            "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
+            "-timeout", f"{int(timeout)}s", *(("-timeout_error",) if timeout_error else ()),
+            "-nostdin", "-trace_err",
             "-error_file", str(workdir / f"{scenario}.{self.port}.errors.log"),
             *(("-au", user) if user else ()), *(("-ap", password) if password else ()),
             *extra,
@@ -75,6 +78,13 @@ class Sipp:
 
     def run(self) -> SippResult:
         return self.start().wait()
+
+    def stop(self) -> SippResult:
+        """End a long-running phone (one started without a call limit) and collect what it said."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.wait()
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from huiyan.db import store
 from huiyan.db.directory import endpoints
-from huiyan.db.models import Device, Organisation, OrgLevel, Role, User
+from huiyan.db.models import Device, MenuOption, Organisation, OrgLevel, Queue, Role, User
 from huiyan.db.numbering import DEFAULT_PLAN
 from huiyan.db.passwords import verify_password
-from huiyan.db.seed import DEMO_PASSWORD, OFFICES, PROVINCE_DEVICES, ensure_admin, seed_demo
+from huiyan.db.seed import DEMO_PASSWORD, MENUS, OFFICES, PROVINCE_DEVICES, QUEUES, ensure_admin, seed_demo
 
 CITY_BUREAUS = 10  # 9 prefectures + the Changbai Mountain bureau
 COUNTIES = 60
@@ -20,6 +20,8 @@ EXPECTED = {
     "organisations": 1 + CITY_BUREAUS + COUNTIES + len(OFFICES),
     "users": len(Role) + 1,  # one per role, two hotline agents
     "devices": 70 + 5 * CITY_BUREAUS + 4 * COUNTIES,
+    "queues": len(QUEUES),
+    "menu_options": len(MENUS),
 }
 
 
@@ -31,10 +33,11 @@ def test_seed_counts_and_idempotency(db: Session) -> None:
     assert sum(n for _, _, n in PROVINCE_DEVICES) == 70
     assert seed_demo(db) == EXPECTED
     assert EXPECTED["devices"] == 360
-    assert seed_demo(db) == {"organisations": 0, "users": 0, "devices": 0}
-    assert {k: _count(db, m) for k, m in [("organisations", Organisation), ("users", User), ("devices", Device)]} == (
-        EXPECTED
-    )
+    assert (EXPECTED["queues"], EXPECTED["menu_options"]) == (5, 8)
+    assert seed_demo(db) == dict.fromkeys(EXPECTED, 0)
+    tables = [("organisations", Organisation), ("users", User), ("devices", Device), ("queues", Queue),
+              ("menu_options", MenuOption)]  # fmt: skip
+    assert {k: _count(db, m) for k, m in tables} == EXPECTED
     # everything became an endpoint, on distinct extensions inside the plan
     specs = endpoints(db)
     assert len(specs) == EXPECTED["users"] + EXPECTED["devices"]

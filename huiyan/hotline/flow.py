@@ -1,0 +1,154 @@
+"""The 12348 caller's call flow, one FastAGI coroutine per call: greet, menu, queue, offer, connect.
+
+What a caller hears: the welcome (any menu digit skips ahead), "this call is recorded and videoed",
+the menu (1 legal consultation, 2 legal aid, 3 mediation intake — configured per service number);
+a wrong digit or silence gets "input not recognised" and the menu again, three times, then goodbye.
+Then music on hold, with the position in line every `announce_every` seconds, until an agent answers.
+
+Restart safety: the menu choice and the time the caller joined are kept on the channel
+(HUIYAN_HL_DIGIT, HUIYAN_HL_QUEUED_AT). If the controller dies, the dialplan holds the caller with music
+and runs this route again (see huiyan/dialplan); the new coroutine skips the greeting and re-joins the
+queue at the original place. A call that was already answered (DIALSTATUS=ANSWER) is not queued again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from huiyan.agi.request import AgiHangup
+from huiyan.agi.server import AgiSession
+from huiyan.hotline.service import HotlineService, Leave, MenuChoice
+from huiyan.recordings import target as recording_target
+
+MENU_TRIES = 3
+MENU_TIMEOUT_MS = 5000
+DIGITS = "0123456789*#"
+
+
+async def _menu(session: AgiSession, menu: dict[str, MenuChoice]) -> str | None:
+    """The caller's choice, or None after three bad or silent tries."""
+    valid = "".join(sorted(menu))
+    # Digits during the greeting count as the choice: regular callers need not listen to it all.
+    for name in ("welcome", "recorded"):
+        d = await session.stream_file(session.prompt(name), valid)
+        if d in menu:
+            return d
+    if len(menu) == 1:
+        return next(iter(menu))  # nothing to choose: no menu
+    for attempt in range(MENU_TRIES):
+        d = await session.get_data(session.prompt("menu"), MENU_TIMEOUT_MS, 1)
+        if d in menu:
+            return d
+        session.log.info("menu: %s (try %d)", "silence" if not d else f"invalid digit {d!r}", attempt + 1)
+        await session.stream_file(session.prompt("invalid"))
+    return None
+
+
+async def _say_position(session: AgiSession, position: int) -> None:
+    await session.stream_file(session.prompt("position_prefix"))
+    await session.command(f'SAY NUMBER {int(position)} ""')
+    await session.stream_file(session.prompt("position_suffix"))
+
+
+def hotline_route(service: HotlineService, recordings_dir: object):
+    from pathlib import Path
+
+    rec_dir = Path(str(recordings_dir))
+
+    async def hotline(session: AgiSession) -> None:
+        req = session.request
+        number = req.params.get("number") or req.extension
+        call_id = req.uniqueid
+        menu = service.menu(number)
+        if not menu:
+            session.log.warning("no hotline menu for %s", number)
+            await session.answer()
+            await session.stream_file(session.prompt("unavailable"))
+            await session.hangup()
+            return
+        tries = int(req.params.get("tries") or 0)
+        digit = queued_at = None
+        if tries:
+            if await session.get_variable("DIALSTATUS") == "ANSWER":
+                session.log.info("resumed after a restart: the call was already served")
+                await session.hangup()
+                return
+            digit = await session.get_variable("HUIYAN_HL_DIGIT")
+            raw = await session.get_variable("HUIYAN_HL_QUEUED_AT")
+            queued_at = float(raw) if raw else None
+        await session.answer()
+        if digit not in menu:
+            digit = await _menu(session, menu)
+        if digit is None:
+            await session.stream_file(session.prompt("goodbye"))
+            await session.hangup()
+            return
+        choice = menu[digit]
+        if queued_at is None:
+            queued_at = time.time()
+        await session.set_variable("HUIYAN_HL_DIGIT", digit)
+        await session.set_variable("HUIYAN_HL_QUEUED_AT", f"{queued_at:.3f}")
+        res, waiter = service.enqueue(call_id, choice, channel=req.channel, caller=req.callerid,
+                                      caller_name=req.calleridname, number=number, arrived_wall=queued_at)
+        if waiter is None:
+            session.log.info("refused by queue %s: %s", choice.queue_id, res.reason)
+            await session.stream_file(session.prompt("unavailable"))
+            await session.hangup()
+            return
+        abandoned = True
+        try:
+            abandoned = not await _wait_and_connect(session, service, waiter, rec_dir)
+        finally:
+            service.ended(call_id, abandoned=abandoned)
+
+    return hotline
+
+
+async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, rec_dir) -> bool:
+    """Hold the caller until an agent answers and the conversation ends. True if it was answered."""
+    recording = None
+    await session.stream_file(session.prompt("please_wait"))
+    await session.set_music(True)
+    hangup = asyncio.ensure_future(session.wait_hangup())
+    try:
+        while True:
+            get = asyncio.ensure_future(waiter.inbox.get())
+            done, _ = await asyncio.wait({get, hangup}, timeout=service.announce_every(waiter.queue_id),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if hangup in done:
+                get.cancel()
+                raise AgiHangup("caller hung up while waiting")
+            if get not in done:
+                get.cancel()
+                pos = service.position(waiter.call_id)
+                if pos is not None:
+                    await session.set_music(False)
+                    await _say_position(session, pos)
+                    await session.set_music(True)
+                continue
+            item = get.result()
+            if isinstance(item, Leave):
+                await session.set_music(False)
+                await session.stream_file(session.prompt("unavailable"))
+                await session.hangup()
+                return False
+            offer = item
+            await session.set_music(False)
+            if recording is None:
+                recording = recording_target(rec_dir, "hotline", waiter.call_id)
+                await session.exec("MixMonitor", *recording.mixmonitor_args())
+                service.note_call(waiter.call_id, recording_path=str(recording.wav))
+            dial = "&".join(f"PJSIP/{service.contact[a]}" for a in offer.agent_ids)
+            ring = max(1, int(round(service.ring_timeout(offer.queue_id))))
+            # i: ignore forwarding requests from the agent's phone; the distributor decides who rings.
+            await session.exec("Dial", dial, str(ring), "i")
+            status = await session.get_variable("DIALSTATUS") or ""
+            if status == "ANSWER" or waiter.answered.is_set():
+                await session.hangup()
+                return True
+            session.log.info("offer to %s: %s", ",".join(offer.agent_ids), status or "no status")
+            service.offer_result(waiter.call_id, offer.agent_ids, status)
+            await session.set_music(True)
+    finally:
+        hangup.cancel()
