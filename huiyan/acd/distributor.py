@@ -853,7 +853,6 @@ class Distributor:
                     if len(heap) > 2 * g.live + 16:  # mostly stale entries: rebuild, amortised O(1)
                         heap = g.heap = [e for e in heap if e[4].ver == e[3]]
                         heapify(heap)
-                    self._dirty[q] = None
 
     def _set_state(self, a: _Agent, new: AgentState, now: float, reason: str) -> None:
         old = a.state
@@ -1006,7 +1005,7 @@ class Distributor:
         if best is None:
             return None
         assert best_g is not None
-        if False and avoid and best[2] in avoid:
+        if avoid and best[2] in avoid:
             return Distributor._pick_avoiding(able, best_g.penalty, avoid)
         heappop(best_g.heap)
         return best
