@@ -131,6 +131,12 @@ class Controller:
         )
         self.app.state.controller = self
         self.app.state.hotline = self.hotline
+        from huiyan.config.render import TRUNK_ENDPOINT
+        from huiyan.hotline.control import CallControl
+
+        self.call_control = CallControl(self.hotline, self.ami, self.tracker,
+                                        trunk_endpoint=TRUNK_ENDPOINT if s.trunk.host else None)
+        self.app.state.call_control = self.call_control
         await self._start_api()
         self.started_at = time.monotonic()
 
@@ -195,6 +201,8 @@ class Controller:
             asyncio.get_running_loop().create_task(self.hotline.reload())
         elif getattr(event, "name", None) == "DialEnd":
             self.hotline.on_ami_event(event)
+        elif getattr(event, "name", None) == "AttendedTransfer" and getattr(self, "call_control", None):
+            self.call_control.attended_transfer_done(event)
 
     # ---- operations -----------------------------------------------------------------
     async def apply_directory(self) -> list[str]:

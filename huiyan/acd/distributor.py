@@ -853,6 +853,7 @@ class Distributor:
                     if len(heap) > 2 * g.live + 16:  # mostly stale entries: rebuild, amortised O(1)
                         heap = g.heap = [e for e in heap if e[4].ver == e[3]]
                         heapify(heap)
+                    self._dirty[q] = None
 
     def _set_state(self, a: _Agent, new: AgentState, now: float, reason: str) -> None:
         old = a.state
@@ -963,7 +964,7 @@ class Distributor:
             score = 0
             for name, level in req:
                 have = g.skills.get(name, 0)
-                if have < max(1, level - delta):
+                if have < level - delta:
                     break
                 score += have
             else:

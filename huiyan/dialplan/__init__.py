@@ -22,6 +22,7 @@ PUBLIC = "huiyan-public"
 INTERNAL = "huiyan-internal"
 ROOMS = "huiyan-rooms"
 TRUNK_OUT = "huiyan-trunk-out"
+TRANSFER = "huiyan-transfer"  # where AMI transfers send a call; never included by a caller class
 RUN = "huiyan-run"  # runs a FastAGI route and keeps the caller if the controller is gone
 
 # Which shared contexts each caller class includes, in search order.
@@ -120,6 +121,20 @@ def render_extensions(d: DialplanInput) -> str:
         f"exten => {d.room_pattern},1,Set(__HUIYAN_CLASS=${{CONTEXT:5}})",
         "same => n,Set(HUIYAN_ROUTE=room)",
         f"same => n,Goto({RUN},${{EXTEN}},1)",
+        "",
+        f"[{TRANSFER}]",
+        "; Reached only by AMI (BlindTransfer, Atxfer, Redirect) on behalf of staff, never dialled directly.",
+        f"exten => {d.internal_pattern},1,Goto({INTERNAL},${{EXTEN}},1)",
+        "; Q<queue id>: back into the hotline, straight into that queue (no greeting, no menu).",
+        "exten => _Q.,1,Set(HUIYAN_HL_QUEUE=${EXTEN:1})",
+        "same => n,Set(HUIYAN_HL_QUEUED_AT=)",
+        "same => n,Set(DIALSTATUS=)",  # the earlier agent's ANSWER must not read as 'already served'
+        "same => n,Set(HUIYAN_ROUTE=hotline)",
+        f"same => n,Goto({RUN},${{EXTEN}},1)",
+    ]
+    if d.trunk_endpoint:
+        out.append(f"exten => _{d.trunk_prefix}X.,1,Goto({TRUNK_OUT},${{EXTEN}},1)")
+    out += [
         "",
         f"[{TRUNK_OUT}]",
     ]

@@ -61,6 +61,10 @@ def hotline_route(service: HotlineService, recordings_dir: object):
         number = req.params.get("number") or req.extension
         call_id = req.uniqueid
         menu = service.menu(number)
+        transferred_to = await session.get_variable("HUIYAN_HL_QUEUE")
+        if transferred_to:
+            # Sent here by a transfer to a queue: no greeting, no menu (the digit is left empty).
+            menu = {"": MenuChoice(digit="", queue_id=transferred_to, requires={})}
         if not menu:
             session.log.warning("no hotline menu for %s", number)
             await session.answer()
@@ -78,6 +82,8 @@ def hotline_route(service: HotlineService, recordings_dir: object):
             raw = await session.get_variable("HUIYAN_HL_QUEUED_AT")
             queued_at = float(raw) if raw else None
         await session.answer()
+        if transferred_to:
+            digit = ""
         if digit not in menu:
             digit = await _menu(session, menu)
         if digit is None:

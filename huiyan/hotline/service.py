@@ -334,6 +334,13 @@ class HotlineService:
             self._call_row(call_id, ended_at=self._wall(now))
         self._changed()
 
+    def transfer_out(self, call_id: str, target: str) -> None:
+        """The call leaves the distributor by transfer; its agent (if it had one) goes to wrap-up."""
+        now = self.clock()
+        self._handle(self.acd.transfer_out(call_id, now, target))
+        self._call_row(call_id, outcome="transferred", ended_at=self._wall(now), notes=f"transferred to {target}")
+        self._changed()
+
     # ---- AMI ------------------------------------------------------------------------
     def on_ami_event(self, event: Any) -> None:
         name = getattr(event, "name", None)

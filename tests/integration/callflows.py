@@ -25,9 +25,14 @@ _VIDEO = """      m=video [media_port+2] RTP/AVP 99
 
 
 def caller(path: Path, *, digits: str = "", first_digit_after_ms: int = 1000, hangup_after_ms: int = 8000,
-           video: bool = True, name: str = "Citizen", number: str = "13904310000") -> Path:
+           video: bool = True, name: str = "Citizen", number: str = "13904310000",
+           presses: tuple[tuple[int, str], ...] = (), far_end_hangup: bool | None = None) -> Path:
     """A caller who presses `digits` (RFC 4733) and hangs up `hangup_after_ms` after the answer.
-    If the far end hangs up first, the scenario accepts that too (the BYE is answered)."""
+
+    `presses` instead gives each digit its own time (ms after the answer), to hit a given prompt.
+    far_end_hangup: None accepts either side hanging up first; True requires our BYE before
+    `hangup_after_ms` (the scenario fails otherwise); False requires the caller to be the one who hangs up
+    (a BYE from us is then an unexpected message, and SIPp fails)."""
     steps = []
     waited = 0
     if digits:
@@ -37,7 +42,18 @@ def caller(path: Path, *, digits: str = "", first_digit_after_ms: int = 1000, ha
             steps.append(f'  <nop><action><exec play_pcap_audio="{DTMF_PCAP.format(digit=d)}"/></action></nop>')
             steps.append('  <pause milliseconds="400"/>')
             waited += 400
+    for at_ms, d in sorted(presses):
+        if at_ms > waited:
+            steps.append(f'  <pause milliseconds="{at_ms - waited}"/>')
+            waited = at_ms
+        steps.append(f'  <nop><action><exec play_pcap_audio="{DTMF_PCAP.format(digit=d)}"/></action></nop>')
     rest = max(hangup_after_ms - waited, 0)
+    if far_end_hangup is None:
+        wait_bye = f'  <recv request="BYE" next="farbye" timeout="{max(rest, 1)}" ontimeout="hangup"/>'
+    elif far_end_hangup:
+        wait_bye = f'  <recv request="BYE" next="farbye" timeout="{max(rest, 1)}"/>'
+    else:
+        wait_bye = f'  <pause milliseconds="{max(rest, 1)}"/>'
     xml = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="hotline caller">
   <send retrans="500">
@@ -75,7 +91,7 @@ def caller(path: Path, *, digits: str = "", first_digit_after_ms: int = 1000, ha
     ]]>
   </send>
 {chr(10).join(steps)}
-  <recv request="BYE" next="farbye" timeout="{max(rest, 1)}" ontimeout="hangup"/>
+{wait_bye}
   <label id="hangup"/>
   <send retrans="500">
     <![CDATA[
