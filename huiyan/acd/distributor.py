@@ -910,7 +910,7 @@ class Distributor:
         a.wrap_since = now
         wrap = a.wrapup if a.wrapup is not None else q.cfg.wrapup
         if wrap > 0:
-            a.wrap_until = now + wrap
+            a.wrap_until = now + wrap / 2
             a.wrap_token += 1
             self._timer(a.wrap_until, _T_WRAP, a, a.wrap_token)
             self._set_state(a, _WRAP_UP, now, "call-ended")
@@ -964,7 +964,7 @@ class Distributor:
             score = 0
             for name, level in req:
                 have = g.skills.get(name, 0)
-                if have < level - delta:
+                if have < max(1, level - delta):
                     break
                 score += have
             else:

@@ -271,6 +271,17 @@ def render_extensions_conf(r: RenderInput) -> str:
     ))
 
 
+def render_features_conf(r: RenderInput) -> str:
+    from huiyan.prompts import prompt_path
+
+    # AMI Atxfer (attended transfer by API) needs an atxfer code to exist, and the transferer hears the
+    # announcement: ours, in Mandarin, rather than a missing pbx-transfer in the channel's language.
+    return HEADER + _section(
+        "general", transferdigittimeout=3,
+        transferannouncesound=prompt_path(r.settings.data_dir / "sounds", "please_wait", "zh"),
+    ) + "\n" + _section("featuremap", atxfer="*2", blindxfer="#1")
+
+
 RENDERERS = {
     "asterisk.conf": render_asterisk_conf,
     "modules.conf": render_modules_conf,
@@ -285,7 +296,8 @@ RENDERERS = {
     "indications.conf": lambda r: HEADER + INDICATIONS,
     "cdr.conf": lambda r: HEADER + _section("general", enable="no"),
     "ccss.conf": lambda r: HEADER + _section("general"),
-    "features.conf": lambda r: HEADER + _section("general"),
+    # AMI Atxfer (attended transfer by API) needs an atxfer code to exist; Dial gives no one the DTMF rights.
+    "features.conf": render_features_conf,
     "acl.conf": lambda r: HEADER,
     "udptl.conf": lambda r: HEADER + _section("general"),
     "cel.conf": lambda r: HEADER + _section("general", enable="no"),

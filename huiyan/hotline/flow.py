@@ -3,7 +3,8 @@
 What a caller hears: the welcome (any menu digit skips ahead), "this call is recorded and videoed",
 the menu (1 legal consultation, 2 legal aid, 3 mediation intake — configured per service number);
 a wrong digit or silence gets "input not recognised" and the menu again, three times, then goodbye.
-Then music on hold, with the position in line every `announce_every` seconds, until an agent answers.
+Then the agent's phone rings at once if one is free; otherwise "please wait" and music on hold, with the
+position in line every `announce_every` seconds, until an agent answers.
 
 Restart safety: the menu choice and the time the caller joined are kept on the channel
 (HUIYAN_HL_DIGIT, HUIYAN_HL_QUEUED_AT). If the controller dies, the dialplan holds the caller with music
@@ -114,7 +115,8 @@ def hotline_route(service: HotlineService, recordings_dir: object):
 async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, rec_dir) -> bool:
     """Hold the caller until an agent answers and the conversation ends. True if it was answered."""
     recording = None
-    await session.stream_file(session.prompt("please_wait"))
+    if waiter.inbox.empty():  # nobody free yet; with an agent already offered, ring at once instead
+        await session.stream_file(session.prompt("please_wait"))
     await session.set_music(True)
     hangup = asyncio.ensure_future(session.wait_hangup())
     try:
@@ -140,19 +142,31 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
                 await session.hangup()
                 return False
             offer = item
+            left = service.offer_time_left(waiter, offer)
+            # Dial must give up before the distributor's own deadline for this offer: otherwise the
+            # distributor withdraws it and offers the call elsewhere while this agent still rings.
+            ring = 0 if left is None else min(int(round(service.ring_timeout(offer.queue_id))), int(left - 1.0))
+            if ring < 1:
+                session.log.info("offer to %s withdrawn before it rang", ",".join(offer.agent_ids))
+                continue
             await session.set_music(False)
             if recording is None:
                 recording = recording_target(rec_dir, "hotline", waiter.call_id)
                 await session.exec("MixMonitor", *recording.mixmonitor_args())
                 service.note_call(waiter.call_id, recording_path=str(recording.wav))
             dial = "&".join(f"PJSIP/{service.contact[a]}" for a in offer.agent_ids)
-            ring = max(1, int(round(service.ring_timeout(offer.queue_id))))
             # i: ignore forwarding requests from the agent's phone; the distributor decides who rings.
-            await session.exec("Dial", dial, str(ring), "i")
+            # t: the agent (called party) may transfer: the DTMF codes of features.conf and AMI Atxfer
+            # need it. The caller gets no such right (no T).
+            await session.exec("Dial", dial, str(ring), "it")
             status = await session.get_variable("DIALSTATUS") or ""
             if status == "ANSWER" or waiter.answered.is_set():
                 await session.hangup()
                 return True
+            if status == "CANCEL" or session.hungup:
+                # The caller hung up while the agent rang: an abandon (the offer is withdrawn by
+                # service.ended), not the agent's no-answer, which would count toward auto-pause.
+                raise AgiHangup("caller hung up while the agent's phone rang")
             session.log.info("offer to %s: %s", ",".join(offer.agent_ids), status or "no status")
             service.offer_result(waiter.call_id, offer.agent_ids, status)
             await session.set_music(True)

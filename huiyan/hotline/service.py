@@ -33,8 +33,10 @@ from huiyan.bus import EventBus
 log = logging.getLogger(__name__)
 
 # Dial has its own ring timeout; the distributor's deadline comes this much later, as a safety net
-# for a Dial that never reported (it then withdraws the offer itself).
-RING_GRACE = 3.0
+# for a Dial that never reported (it then withdraws the offer itself). The caller's coroutine may be in a
+# prompt when an offer arrives ("please wait" is 3.7 s, a position announcement about as long) and
+# only rings once it ends: the grace covers that, so the agent still rings for the full ring timeout.
+RING_GRACE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class Waiter:
         self.inbox: asyncio.Queue[Offer | Leave] = asyncio.Queue()
         self.answered_by: str | None = None
         self.answered = asyncio.Event()
+        self.offer: Offer | None = None  # the latest offer delivered; older ones in the inbox are stale
 
 
 class HotlineService:
@@ -266,6 +269,9 @@ class HotlineService:
                            service_number=number, menu_digit=choice.digit, queue_id=choice.queue_id,
                            priority=choice.priority, enqueued_at=self._wall(arrived if arrived is not None else now),
                            outcome="waiting")
+            # Decide now rather than on the loop's next turn: the caller's coroutine can then see that an
+            # agent is already ringing and skip "please wait" (see flow.py).
+            self._dispatch()
         else:
             self._call_row(call_id, channel=channel, caller_number=caller, caller_name=caller_name,
                            service_number=number, menu_digit=choice.digit, queue_id=choice.queue_id,
@@ -285,6 +291,19 @@ class HotlineService:
             return self.acd.estimated_wait(call_id, self.clock())
         except AcdError:
             return None
+
+    def offer_time_left(self, waiter: Waiter, offer: Offer) -> float | None:
+        """Seconds before the distributor withdraws `offer` by itself; None if it is no longer current
+        (withdrawn meanwhile because the agent paused or logged out, or superseded by a newer offer)."""
+        if offer is not waiter.offer:
+            return None
+        try:
+            view = self.acd.call(offer.call_id)
+        except AcdError:
+            return None
+        if view.state.value != "offered" or tuple(view.agent_ids) != offer.agent_ids:
+            return None
+        return offer.deadline - self.clock()
 
     def offer_result(self, call_id: str, agent_ids: tuple[str, ...], dialstatus: str) -> None:
         """Dial came back without an answer: every agent still ringing for this call failed."""
@@ -372,10 +391,7 @@ class HotlineService:
     async def _run(self) -> None:
         while True:
             try:
-                now = self.clock()
-                self._handle(self.acd.tick(now))
-                for offer in self.acd.next_offers(now):
-                    self._deliver(offer)
+                self._dispatch()
                 self._collect()
                 deadline = self.acd.next_deadline()
                 timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - self.clock()))
@@ -393,6 +409,12 @@ class HotlineService:
                 log.exception("distributor loop error")
                 await asyncio.sleep(0.2)
 
+    def _dispatch(self) -> None:
+        now = self.clock()
+        self._handle(self.acd.tick(now))
+        for offer in self.acd.next_offers(now):
+            self._deliver(offer)
+
     def _deliver(self, offer: Offer) -> None:
         waiter = self.waiters.get(offer.call_id)
         if waiter is None:
@@ -405,6 +427,7 @@ class HotlineService:
                     pass
             return
         self._call_row(offer.call_id, outcome="ringing", offered_inc=1)
+        waiter.offer = offer
         waiter.inbox.put_nowait(offer)
 
     def _handle(self, happenings: list[Happening]) -> None:

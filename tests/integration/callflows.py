@@ -189,7 +189,7 @@ def agent(path: Path, *, calls: int = 1, answer_after_ms: int = 500, answer: boo
 """
     else:
         body = """  <recv request="INVITE">
-    <action><ereg regexp="CSeq: ([0-9]+)" search_in="msg" assign_to="junk,cs"/></action>
+    <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cs"/></action>
   </recv>
   <send>
     <![CDATA[

@@ -36,7 +36,7 @@ class Hotline:
 
     def __init__(self, h: Running, tmp: Path, *, strategy: str = "longest-idle", ring_timeout: int = 4,
                  wrapup: int = 0, digits: dict[str, dict[str, int]] | None = None, autopause_after: int = 0,
-                 announce_every: int = 0) -> None:
+                 announce_every: int = 0, priorities: dict[str, int] | None = None) -> None:
         from huiyan.db import hotline as db
 
         self.h = h
@@ -49,7 +49,8 @@ class Hotline:
                                 announce_every_s=announce_every)
             for digit, skills in (digits or {"1": {}}).items():
                 db.create_menu_option(s, service_number=self.number, digit=digit, queue_id=q.id,
-                                      label_zh=f"选项{digit}", required_skills=skills)
+                                      label_zh=f"选项{digit}", required_skills=skills,
+                                      priority=(priorities or {}).get(digit, 0))
             s.commit()
             self.queue_id = q.id
         # the service number must exist in the dialplan: add it to the running settings and re-render
@@ -74,16 +75,22 @@ class Hotline:
         self.phones.append(phone)
         return phone
 
-    def start(self) -> None:
-        """Render + reload (new endpoints), register every phone, reload the distributor, log agents in."""
+    def start(self, *, login: bool = True, unregistered: tuple[Phone, ...] = ()) -> None:
+        """Render + reload (new endpoints), register every phone (but `unregistered`), reload the
+        distributor, log agents in (in the order they were added: the first is the longest idle)."""
         self.h.call(self.h.ctl.apply_directory())
         for p in self.phones:
+            if p in unregistered:
+                continue
             res = Sipp("register.xml", self.h.sip_target, service=p.extension, workdir=self.tmp, user=p.extension,
                        password=p.password, port=p.port, timeout=10).run()
             assert res.ok, res.stderr + res.errors
         self.h.call(self.h.ctl.hotline.reload())
-        for p in self.phones:
-            self.h.ctl.hotline.login(p.agent_id, [str(self.queue_id)])
+        for p in self.phones if login else ():
+            self.login(p)
+
+    def login(self, p: Phone, extension: str | None = None) -> None:
+        self.h.ctl.hotline.login(p.agent_id, [str(self.queue_id)], extension)
 
     def phone(self, p: Phone, *, calls: int = 1, answer_after_ms: int = 300, answer: bool = True,
               timeout: float = 60) -> Sipp:
@@ -98,9 +105,11 @@ class Hotline:
         return p.sipp
 
     def caller(self, *, digits: str = "1", hangup_after_ms: int = 9000, number: str = "13904310001",
-               timeout: float = 60, video: bool = True) -> Sipp:
+               timeout: float = 60, video: bool = True, presses: tuple[tuple[int, str], ...] = (),
+              far_end_hangup: bool | None = None) -> Sipp:
         path = self.tmp / f"caller-{next(_seq)}.xml"
-        callflows.caller(path, digits=digits, hangup_after_ms=hangup_after_ms, number=number, video=video)
+        callflows.caller(path, digits=digits, hangup_after_ms=hangup_after_ms, number=number, video=video,
+                         presses=presses, far_end_hangup=far_end_hangup)
         return Sipp(str(path), self.h.sip_target, service=self.number, workdir=self.tmp, timeout=timeout).start()
 
     def log(self, call_id: str | None = None) -> list[tuple[str, int | None]]:
@@ -113,6 +122,36 @@ class Hotline:
                 stmt = stmt.where(QueueLogEntry.call_id == call_id)
             return [(e.event.value if hasattr(e.event, "value") else e.event, e.agent_user_id)
                     for e in s.scalars(stmt)]
+
+    def rows(self, call_id: str | None = None, *, agent: Phone | None = None) -> list:
+        """Queue log rows of this queue (or of one agent, whose state changes carry no queue), oldest first."""
+        from huiyan.db.models import QueueLogEntry
+        from sqlalchemy import select
+
+        with self.h.ctl.session_factory() as s:
+            stmt = select(QueueLogEntry).order_by(QueueLogEntry.id)
+            if agent is not None:
+                stmt = stmt.where(QueueLogEntry.agent_user_id == agent.user_id)
+            else:
+                stmt = stmt.where(QueueLogEntry.queue_id == self.queue_id)
+            if call_id:
+                stmt = stmt.where(QueueLogEntry.call_id == call_id)
+            return list(s.scalars(stmt))
+
+    def messages(self, p: Phone) -> str:
+        """Everything the agent's SIPp phone sent and received (its -trace_msg log)."""
+        f = self.tmp / f"msgs-{p.extension}.log"
+        return f.read_text(errors="replace") if f.exists() else ""
+
+    def call_of(self, number: str):  # type: ignore[no-untyped-def]
+        return self.wait_for(lambda: [c for c in self.calls() if c.caller_number == number])[0]
+
+    def ended(self, number: str | None = None, count: int = 1, timeout: float = 20.0) -> list:
+        """Wait until `count` calls (of `number`, if given) have ended; return them."""
+        def done() -> list:
+            rows = [c for c in self.calls() if c.ended_at is not None and number in (None, c.caller_number)]
+            return rows if len(rows) >= count else []
+        return self.wait_for(done, timeout)
 
     def calls(self) -> list:
         from huiyan.db.models import HotlineCall
@@ -178,3 +217,259 @@ def test_answered_call_with_video_then_wrapup(hotline, tmp_path: Path) -> None: 
     view = hl.h.ctl.hotline.acd.agent(agent.agent_id)
     assert view.state.value in ("wrap_up", "available")
     hl.wait_for(lambda: hl.h.ctl.hotline.acd.agent(agent.agent_id).state.value == "available", timeout=5)
+
+
+def _events(hl: Hotline, call_id: str) -> list[tuple[str, int | None]]:
+    return hl.log(call_id)
+
+
+def _svc(hl: Hotline):  # type: ignore[no-untyped-def]
+    return hl.h.ctl.hotline
+
+
+def _state(hl: Hotline, p: Phone) -> str:
+    return _svc(hl).acd.agent(p.agent_id).state.value
+
+
+def _invites(text: str) -> int:
+    return text.count("INVITE sip:")
+
+
+# ---- 1. an agent who does not answer ------------------------------------------------------------------
+
+def test_unanswered_agent_is_cancelled_after_the_ring_timeout_and_the_next_agent_answers(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(ring_timeout=2)
+    first = hl.add_agent()
+    second = hl.add_agent()
+    hl.start()  # `first` logs in first: longest idle, so offered first
+    hl.phone(first, answer=False)
+    hl.phone(second, answer_after_ms=300)
+    caller = hl.caller(digits="1", hangup_after_ms=14000, number="13904310101")
+    _ok(caller.wait())
+    call = hl.ended("13904310101")[0]
+    assert call.outcome.value == "completed" and call.agent_user_id == second.user_id
+    assert call.offered_count == 2
+    assert _events(hl, call.id)[:6] == [
+        ("enqueue", None), ("offer", first.user_id), ("noanswer", first.user_id),
+        ("offer", second.user_id), ("connect", second.user_id), ("complete", second.user_id)]
+    # Dial gave up on the first phone itself (its own ring timeout): that phone was sent CANCEL, and the
+    # reason logged is Dial's, not the distributor's safety-net deadline.
+    assert "CANCEL sip:" in hl.messages(first) and "SIP/2.0 487" in hl.messages(first)
+    noanswer = [r for r in hl.rows(call.id) if r.event.value == "noanswer"][0]
+    assert noanswer.data.get("result") == "no_answer", noanswer.data
+    assert _invites(hl.messages(second)) == 1
+    hl.wait_for(lambda: _state(hl, first) == "available" and _state(hl, second) == "available", timeout=5)
+
+
+# ---- 2. abandons ------------------------------------------------------------------------------------
+
+def test_caller_who_hangs_up_while_waiting_is_logged_as_abandoned(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline()
+    hl.start()  # nobody logged in: the caller waits (join-empty = join)
+    caller = hl.caller(digits="1", hangup_after_ms=6000, number="13904310201", far_end_hangup=False)
+    _ok(caller.wait())
+    call = hl.ended("13904310201")[0]
+    assert call.outcome.value == "abandoned"
+    assert call.answered_at is None and call.agent_user_id is None and call.offered_count == 0
+    assert _events(hl, call.id) == [("enqueue", None), ("abandon", None)]
+    assert call.id not in _svc(hl).waiters
+
+
+def test_caller_who_hangs_up_while_the_agent_rings_cancels_the_ringing_leg(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(ring_timeout=20)
+    agent = hl.add_agent()
+    hl.start()
+    hl.phone(agent, answer=False)
+    # pressed "1" at 1 s, "please wait" (3.7 s), then the agent rings from about 5 s; the caller gives up at 8 s
+    caller = hl.caller(digits="1", hangup_after_ms=8000, number="13904310202", far_end_hangup=False)
+    _ok(caller.wait())
+    call = hl.ended("13904310202")[0]
+    assert call.outcome.value == "abandoned" and call.answered_at is None
+    assert _events(hl, call.id) == [("enqueue", None), ("offer", agent.user_id), ("abandon", None)]
+    hl.wait_for(lambda: "CANCEL sip:" in hl.messages(agent), timeout=5)
+    assert "SIP/2.0 487" in hl.messages(agent)
+    assert _state(hl, agent) == "available"
+
+
+# ---- 3. priority -------------------------------------------------------------------------------------
+
+def test_priority_caller_overtakes_a_normal_caller_who_waited_longer(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(digits={"1": {}, "2": {}}, priorities={"2": 5})
+    agent = hl.add_agent()
+    hl.start()
+    _svc(hl).pause(agent.agent_id, "meeting")
+    hl.phone(agent, answer_after_ms=300)
+    normal = hl.caller(digits="1", number="13904310301", hangup_after_ms=22000, far_end_hangup=False)
+    first_in = hl.call_of("13904310301")
+    urgent = hl.caller(digits="2", number="13904310302", hangup_after_ms=10000, far_end_hangup=False)
+    second_in = hl.call_of("13904310302")
+    hl.wait_for(lambda: [e for e, _ in hl.log() if e == "enqueue"] == ["enqueue", "enqueue"])
+    assert first_in.enqueued_at < second_in.enqueued_at and second_in.priority == 5
+    assert _svc(hl).position(second_in.id) == 1 and _svc(hl).position(first_in.id) == 2
+    _svc(hl).unpause(agent.agent_id)
+    _ok(urgent.wait())
+    _ok(normal.wait())
+    calls = hl.ended(count=2)
+    assert {c.outcome.value for c in calls} == {"completed"}
+    offers = [r.call_id for r in hl.rows() if r.event.value == "offer"]
+    assert offers == [second_in.id, first_in.id]
+    assert _invites(hl.messages(agent)) == 2
+
+
+# ---- 4. skills ---------------------------------------------------------------------------------------
+
+def test_skills_routing_picks_the_skilled_agent_over_a_longer_idle_unskilled_one(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(strategy="skills", digits={"1": {}, "2": {"legal_aid": 5}})
+    novice = hl.add_agent(skills={"legal_aid": 2, "consultation": 9})
+    expert = hl.add_agent(skills={"legal_aid": 8})
+    hl.start()
+    assert _svc(hl).acd.agent(novice.agent_id).idle_since < _svc(hl).acd.agent(expert.agent_id).idle_since
+    hl.phone(novice)
+    hl.phone(expert)
+    caller = hl.caller(digits="2", hangup_after_ms=9000, number="13904310401")
+    _ok(caller.wait())
+    call = hl.ended("13904310401")[0]
+    assert call.outcome.value == "completed" and call.agent_user_id == expert.user_id
+    assert _events(hl, call.id)[:4] == [("enqueue", None), ("offer", expert.user_id), ("connect", expert.user_id),
+                                        ("complete", expert.user_id)]
+    assert _invites(hl.messages(novice)) == 0 and _invites(hl.messages(expert)) == 1
+
+
+# ---- 5. pause / unpause ------------------------------------------------------------------------------
+
+def test_paused_agent_is_not_offered_calls_and_gets_the_waiting_call_after_unpause(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline()
+    agent = hl.add_agent()
+    hl.start()
+    _svc(hl).pause(agent.agent_id, "break")
+    hl.phone(agent, answer_after_ms=300)
+    caller = hl.caller(digits="1", hangup_after_ms=14000, number="13904310501", far_end_hangup=False)
+    call = hl.call_of("13904310501")
+    time.sleep(4)  # waiting with the only agent paused
+    assert _events(hl, call.id) == [("enqueue", None)]
+    assert _svc(hl).acd.call(call.id).state.value == "waiting" and _state(hl, agent) == "paused"
+    assert _invites(hl.messages(agent)) == 0
+    unpaused_at = time.time()
+    _svc(hl).unpause(agent.agent_id)
+    _ok(caller.wait())
+    call = hl.ended("13904310501")[0]
+    assert call.outcome.value == "completed" and call.agent_user_id == agent.user_id
+    assert [e for e, _ in _events(hl, call.id)][:4] == ["enqueue", "offer", "connect", "complete"]
+    offer = [r for r in hl.rows(call.id) if r.event.value == "offer"][0]
+    assert offer.at.timestamp() >= unpaused_at - 0.01
+    agent_log = [r.event.value for r in hl.rows(agent=agent) if r.event.value in ("pause", "unpause")]
+    assert agent_log == ["pause", "unpause"]
+
+
+# ---- 6. bad input and unreachable agents ------------------------------------------------------------
+
+def _channel_of(hl: Hotline, number: str) -> str:
+    """The uniqueid of the caller's channel (from AMI), for calls that never reach the queue."""
+    from huiyan.pbx.events import Newchannel
+
+    e = hl.h.wait_event(lambda e: isinstance(e, Newchannel) and e.fields.get("CallerIDNum") == number
+                        and e.fields.get("Exten") == hl.number)
+    return e.uniqueid
+
+
+def _agi(hl: Hotline, uid: str) -> list[str]:
+    """The AGI commands the controller ran on that channel, as "VERB prompt" (AMI AGIExecEnd events)."""
+    from huiyan.pbx.events import AmiEvent
+
+    out = []
+    for e in hl.h.find_events(lambda e: isinstance(e, AmiEvent) and e.name == "AGIExecEnd" and e.uniqueid == uid):
+        cmd = e.fields.get("Command", "")
+        verb = " ".join(w for w in cmd.split('"')[0].split() if w.isupper())
+        prompt = cmd.split('"')[1].rsplit("/", 1)[-1] if '"' in cmd else ""
+        out.append(f"{verb} {prompt}".strip())
+    return out
+
+
+def _menu_log(caplog, uid: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.getMessage().split("] ", 1)[1] for r in caplog.records
+            if r.name == "huiyan.agi" and uid in r.getMessage() and "menu:" in r.getMessage()]
+
+
+def test_unknown_digit_three_times_or_silence_gets_invalid_prompts_then_goodbye(hotline, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Both callers at once (the silent one takes a minute: 3 x (menu 7.3 s + 5 s timeout + invalid 3.6 s))."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="huiyan.agi")
+    hl = hotline(digits={"1": {}, "2": {}})
+    hl.start()
+    # The menu starts after welcome + recorded (~9.4 s); each wrong digit is followed by "invalid" (3.6 s).
+    wrong = hl.caller(number="13904310601", presses=((10500, "9"), (15500, "9"), (20500, "9")),
+                      hangup_after_ms=45000, far_end_hangup=True, timeout=60)
+    silent = hl.caller(number="13904310602", digits="", hangup_after_ms=80000, far_end_hangup=True, timeout=95)
+    # Both callers receive our BYE (far_end_hangup=True fails the scenario otherwise).
+    _ok(wrong.wait())
+    _ok(silent.wait())
+    menu_flow = ["ANSWER", "STREAM FILE welcome", "STREAM FILE recorded",
+                 "GET DATA menu", "STREAM FILE invalid", "GET DATA menu", "STREAM FILE invalid",
+                 "GET DATA menu", "STREAM FILE invalid", "STREAM FILE goodbye", "HANGUP"]
+    for number, heard in (("13904310601", "invalid digit '9'"), ("13904310602", "silence")):
+        uid = _channel_of(hl, number)
+        commands = _agi(hl, uid)
+        assert commands[:len(menu_flow)] == menu_flow, (number, commands)
+        assert not any(c.startswith("EXEC") for c in commands), commands  # never queued, never dialled
+        assert _menu_log(caplog, uid) == [f"menu: {heard} (try {n})" for n in (1, 2, 3)]
+    assert hl.calls() == [] and hl.log() == []  # no queue entry at all
+
+
+def test_caller_who_hangs_up_during_the_welcome_ends_the_session_cleanly(hotline, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from huiyan.pbx.events import Hangup
+
+    caplog.set_level(logging.INFO, logger="huiyan")
+    hl = hotline(digits={"1": {}, "2": {}})
+    hl.start()
+    caller = hl.caller(number="13904310603", digits="", hangup_after_ms=2500, far_end_hangup=False)
+    _ok(caller.wait())
+    uid = _channel_of(hl, "13904310603")
+    hl.h.wait_event(lambda e: isinstance(e, Hangup) and e.uniqueid == uid)
+    hl.wait_for(lambda: hl.h.ctl.agi.active_sessions == 0, timeout=5)
+    assert _agi(hl, uid) == ["ANSWER", "STREAM FILE welcome"]  # the welcome was cut short; nothing after it
+    assert any(uid in r.getMessage() and "call ended by hang-up" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert hl.calls() == [] and hl.log() == []
+
+
+def test_unreachable_agents_fail_at_once_and_the_call_goes_to_the_next_agent(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(ring_timeout=3)
+    offline = hl.add_agent()  # a real endpoint whose phone never registered
+    ghost = hl.add_agent()  # logged in at an extension no endpoint has
+    real = hl.add_agent()
+    hl.start(login=False, unregistered=(offline,))
+    hl.login(offline)
+    hl.login(ghost, extension="70000")
+    hl.login(real)
+    hl.phone(ghost)  # registered at its own extension, which is not where its calls go now
+    hl.phone(real, answer_after_ms=300)
+    caller = hl.caller(digits="1", hangup_after_ms=9000, number="13904310604")
+    _ok(caller.wait())
+    call = hl.ended("13904310604")[0]
+    assert call.outcome.value == "completed" and call.agent_user_id == real.user_id
+    assert _events(hl, call.id)[:8] == [
+        ("enqueue", None), ("offer", offline.user_id), ("noanswer", offline.user_id),
+        ("offer", ghost.user_id), ("noanswer", ghost.user_id),
+        ("offer", real.user_id), ("connect", real.user_id), ("complete", real.user_id)]
+    failed = [r.data.get("result") for r in hl.rows(call.id) if r.event.value == "noanswer"]
+    assert failed == ["failed", "failed"]  # Dial's CHANUNAVAIL, reported at once (not a ring timeout)
+    assert _invites(hl.messages(ghost)) == 0
+    for p in (offline, ghost, real):
+        assert _state(hl, p) == "available"
+
+
+def test_caller_keeps_waiting_when_the_only_agent_is_unreachable(hotline) -> None:  # type: ignore[no-untyped-def]
+    hl = hotline(autopause_after=2)
+    offline = hl.add_agent()
+    hl.start(unregistered=(offline,))
+    caller = hl.caller(digits="1", hangup_after_ms=8000, number="13904310605", far_end_hangup=False)
+    _ok(caller.wait())  # not dropped: the caller hung up by themselves
+    call = hl.ended("13904310605")[0]
+    assert call.outcome.value == "abandoned"
+    assert _events(hl, call.id) == [("enqueue", None), ("offer", offline.user_id), ("noanswer", offline.user_id),
+                                    ("offer", offline.user_id), ("noanswer", offline.user_id), ("abandon", None)]
+    view = _svc(hl).acd.agent(offline.agent_id)
+    assert (view.state.value, view.reason) == ("paused", "auto-pause")

@@ -1,0 +1,726 @@
+"""The hotline's call distributor under SIPp load, against app_queue and a plain Dial on the same Asterisk.
+
+    .venv/bin/python bench/hotline_load.py [--agents 20 --calls 200 --burst 10 --interval 2.5]
+
+One Asterisk, started by huiyan's own Controller in this process (free ports, a temporary data dir, the
+Asterisk root that `huiyan setup` built in var/asterisk-root). The same agents (SIPp, registered with
+their own credentials) and the same callers (SIPp, bursts of calls) go through three paths in turn:
+
+  ours       the 12348 flow: FastAGI coroutine + Python distributor, one-option menu (so no menu)
+  app_queue  Queue() configured as close to ours as app_queue allows
+  plain      a dialplan Dial to a free agent picked round-robin: the limit
+
+and the script measures, per call, the time from queue entry to the agent's INVITE (AMI DialBegin), and
+the CPU that Asterisk and the huiyan controller spent per call. Results are printed and written to
+BENCHMARKS.md ("Hotline distributor under SIPp load"); the method is written there too (see METHOD).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from huiyan.config.settings import Settings  # noqa: E402
+
+T = TypeVar("T")
+MODES = ("ours", "app_queue", "plain")
+NUMBERS = {"ours": "1234870", "app_queue": "1234871", "plain": "1234872"}
+LABEL = {"ours": "huiyan (FastAGI + Python ACD)", "app_queue": "app_queue (Queue)",
+         "plain": "plain Dial, round-robin (the limit)"}
+SECTION = "## Hotline distributor under SIPp load"
+HEADER = ("# Benchmarks\n\nEvery result is a ratio against a peer run in the same invocation, on this 2-core "
+          "machine; absolute numbers are context only.\n")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROMPTS = ("welcome", "recorded", "please_wait")  # what every caller hears, in all three paths
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on loopback."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s2:
+                s2.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a whole process (all threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def controller_cpu() -> float:
+    """CPU of everything in this process except the calling (driver) thread: the controller's event loop
+    thread and its worker threads (database writes). Must be called from the driver's main thread."""
+    t = os.times()
+    return t.user + t.system - time.thread_time()
+
+
+def wav_seconds(path: str) -> float:
+    with wave.open(path + ".wav") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def ms(v: float) -> str:
+    return "—" if v != v else (f"{v * 1000:.1f}" if v < 10 else f"{v * 1000:.0f}")
+
+
+# ---- the controller, on its own event-loop thread (like tests/integration/conftest.py) ----------
+
+class Running:
+    def __init__(self, settings: Settings) -> None:
+        from huiyan.runtime import Controller
+
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="huiyan-controller", daemon=True)
+        self.thread.start()
+        self.ctl = Controller(settings)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def cli(self, command: str) -> str:
+        """An Asterisk CLI command through the remote console (AMI refuses `module load`)."""
+        return self.ctl.pbx.rx(command, timeout=15)
+
+    def stop(self) -> None:
+        try:
+            self.call(self.ctl.stop(), timeout=60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+# ---- what the benchmark listens to --------------------------------------------------------------
+
+@dataclass
+class Row:
+    kind: str
+    ts: float  # Asterisk's own AMI Timestamp (timestampevents=yes); for our bus events: time.time()
+    f: dict[str, str]
+
+
+@dataclass
+class Recorder:
+    """A bus listener (it runs on the controller's thread): keeps the few events the measurement needs."""
+
+    rows: list[Row] = field(default_factory=list)
+    live: set[str] = field(default_factory=set)  # channels up right now (Newchannel .. Hangup)
+    no_timestamp: int = 0
+
+    def __call__(self, event: Any) -> None:
+        from huiyan.hotline.service import HotlineEvent
+        from huiyan.pbx.events import AmiEvent
+
+        if isinstance(event, HotlineEvent):
+            if event.kind in ("CallQueued", "CallOffered"):
+                self.rows.append(Row(event.kind, time.time(), {"Uniqueid": str(event.data.get("call_id"))}))
+            return
+        if not isinstance(event, AmiEvent):
+            return
+        name, f = event.name, event.fields
+        if name == "Newchannel":
+            self.live.add(f.get("Uniqueid", ""))
+            return
+        if name == "Hangup":
+            self.live.discard(f.get("Uniqueid", ""))
+        elif name == "VarSet":
+            if f.get("Variable") != "HUIYAN_HL_QUEUED_AT":
+                return
+        elif name == "Newexten":
+            if f.get("AppData") != "bench-entry":
+                return
+        elif name not in ("QueueCallerJoin", "DialBegin", "DialEnd", "UserEvent"):
+            return
+        raw = f.get("Timestamp")
+        if raw is None:
+            self.no_timestamp += 1
+            return
+        self.rows.append(Row(name, float(raw), dict(f)))
+
+    def take(self) -> list[Row]:
+        rows, self.rows = self.rows, []
+        return rows
+
+
+# ---- SIPp ---------------------------------------------------------------------------------------
+
+def sipp(args: list[str], workdir: Path, tag: str) -> subprocess.Popen[bytes]:
+    log = open(workdir / f"{tag}.out", "wb")  # noqa: SIM115 - closed with the process
+    p = subprocess.Popen(["sipp", *args, "-nostdin", "-trace_err", "-error_file", str(workdir / f"{tag}.err")],
+                         cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    p._bench_log = log  # type: ignore[attr-defined]
+    return p
+
+
+def finish(p: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    p._bench_log.close()  # type: ignore[attr-defined]
+    return rc
+
+
+# ---- setup: database rows, then the controller, then the benchmark-only dialplan and queue -------
+
+@dataclass
+class Bench:
+    run: Running
+    rec: Recorder
+    workdir: Path
+    agents: list[tuple[str, str, str]]  # (agent id, extension, SIP password)
+    queue_id: str
+    agent_port: int
+    prompt_seconds: float
+    please_wait_seconds: float
+    agent_proc: subprocess.Popen[bytes] | None = None
+
+
+def make_settings(data: Path) -> Settings:
+    root = Path(os.environ.get("HUIYAN_ASTERISK_ROOT", REPO / "var" / "asterisk-root"))
+    rtp = free_port() // 2 * 2
+    rtp = min(rtp, 60000)
+    s = Settings(data_dir=data, asterisk_root=root, sip_port=free_port(), http_port=free_port(),
+                 ami_port=free_port(), agi_port=free_port(), api_port=free_port(), rtp_start=rtp,
+                 rtp_end=rtp + 4000, database_url=None)
+    s.services[NUMBERS["ours"]] = "hotline"
+    return s
+
+
+def seed_db(settings: Settings, n_agents: int, ring: int) -> tuple[str, list[tuple[str, str, str]]]:
+    """Our queue (longest-idle, no wrap-up, no auto-pause, no announcements), a one-option menu on our
+    service number, and `n_agents` agent users who are its members."""
+    from huiyan.db import hotline as db
+    from huiyan.db import make_engine, session_factory, store, upgrade
+
+    upgrade(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        with session_factory(engine)() as s:
+            q = db.create_queue(s, name="压测队列", strategy="longest-idle", ring_timeout_s=ring, wrapup_s=0,
+                                autopause_after=0, announce_every_s=0)
+            db.create_menu_option(s, service_number=NUMBERS["ours"], digit="1", queue_id=q.id, label_zh="法律咨询")
+            agents = []
+            for i in range(n_agents):
+                u = store.create_user(s, username=f"bench{i:03d}", password="bench-password-1", role="agent",
+                                      display_name=f"坐席{i}")
+                db.add_queue_member(s, q.id, u.id)
+                agents.append((str(u.id), u.extension, u.sip_password))
+            s.commit()
+            return str(q.id), agents
+    finally:
+        engine.dispose()
+
+
+def bench_dialplan(settings: Settings, exts: list[str], prompts: str, rec_dir: Path, ring: int) -> str:
+    n = len(exts)
+    entry = "same => n,NoOp(bench-entry)"
+    common = [
+        "same => n,Answer()",
+        # the same prompts our flow plays (welcome, recorded, please-wait), so callers' calls are alike
+        f"same => n,Playback({prompts})",
+        # our flow records every answered call (MixMonitor ...,b); so do these
+        f"same => n,MixMonitor({rec_dir}/${{UNIQUEID}}.wav,b)",
+    ]
+    return "\n".join([
+        "",
+        "; ==== appended by bench/hotline_load.py to a throw-away data dir: never part of a deployment ====",
+        "[huiyan-public]",
+        f"exten => {NUMBERS['app_queue']},1,Goto(bench-hotline,queue,1)",
+        f"exten => {NUMBERS['plain']},1,Goto(bench-hotline,plain,1)",
+        "",
+        "[bench-hotline]",
+        "exten => queue,1,NoOp(app_queue path)",
+        *common,
+        entry,
+        "same => n,Queue(bench-aq)",
+        "same => n,Hangup()",
+        "",
+        "exten => plain,1,NoOp(plain Dial path: a free agent, round-robin)",
+        *common,
+        entry,
+        f"same => n,Set(BENCH_AGENTS={'-'.join(exts)})",
+        "same => n,Set(BENCH_L=${LOCK(bench-rr)})",
+        "same => n,Set(BENCH_I=0)",
+        f"same => n(next),Set(GLOBAL(BENCH_RR)=$[(${{BENCH_RR}} + 1) % {n}])",
+        "same => n,Set(BENCH_AG=${CUT(BENCH_AGENTS,-,$[${BENCH_RR} + 1])})",
+        "same => n,GotoIf($[${GROUP_COUNT(${BENCH_AG}@benchbusy)} = 0]?got)",
+        "same => n,Set(BENCH_I=$[${BENCH_I} + 1])",
+        f"same => n,GotoIf($[${{BENCH_I}} < {n}]?next)",
+        "same => n(got),Set(GROUP(benchbusy)=${BENCH_AG})",
+        "same => n,Set(BENCH_L=${UNLOCK(bench-rr)})",
+        f"same => n,Dial(PJSIP/${{BENCH_AG}},{ring},i)",
+        "same => n,Hangup()",
+        "",
+    ])
+
+
+def bench_queue(exts: list[str], ring: int) -> str:
+    """app_queue as near to ours as it goes: least recent (= our longest-idle), no ring-in-use, our ring
+    timeout, no wrap-up, parallel service of waiting callers (autofill), no announcements."""
+    lines = [
+        "",
+        "; ==== appended by bench/hotline_load.py to a throw-away data dir ====",
+        "[bench-aq]",
+        "strategy=leastrecent",
+        f"timeout={ring}",
+        "retry=1",
+        "wrapuptime=0",
+        "ringinuse=no",
+        "autofill=yes",
+        "autopause=no",
+        "joinempty=yes",
+        "leavewhenempty=no",
+        "memberdelay=0",
+        "announce-frequency=0",
+        "periodic-announce-frequency=0",
+        "announce-position=no",
+        "announce-holdtime=no",
+        "reportholdtime=no",
+        "timeoutrestart=no",
+        "musicclass=default",
+        "setinterfacevar=no",
+    ]
+    lines += [f"member => PJSIP/{e}" for e in exts]
+    return "\n".join(lines) + "\n"
+
+
+def wait_for(pred: Any, timeout: float, what: str, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+
+
+def setup(args: argparse.Namespace, data: Path) -> Bench:
+    from huiyan.prompts import prompt_path
+    from huiyan.setup import run_setup
+
+    if shutil.which("sipp") is None:
+        raise SystemExit("sipp is missing (Debian package sip-tester); run `huiyan setup` or ./quickstart.sh")
+    settings = make_settings(data)
+    run_setup(settings, None, host_packages=False)
+    queue_id, agents = seed_db(settings, args.agents, args.ring)
+
+    run = Running(settings)
+    rec = Recorder()
+    run.ctl.bus.on(rec)
+    run.call(run.ctl.start(), timeout=120)
+
+    # The rendered files are outputs; for the benchmark only, append app_queue's queue, the two peer paths
+    # and AMI event timestamps to them in this throw-away data dir and reload. Nothing re-renders afterwards.
+    etc = settings.pbx_dir / "etc"
+    exts = [e for _, e, _ in agents]
+    sounds = settings.data_dir / "sounds"
+    prompt_files = [prompt_path(sounds, p, "zh") for p in PROMPTS]
+    rec_dir = settings.data_dir / "recordings" / "bench"
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    with open(etc / "extensions.conf", "a") as f:
+        f.write(bench_dialplan(settings, exts, "&".join(prompt_files), rec_dir, args.ring))
+    with open(etc / "queues.conf", "a") as f:
+        f.write(bench_queue(exts, args.ring))
+    manager = (etc / "manager.conf").read_text()
+    (etc / "manager.conf").write_text(manager.replace("[general]\n", "[general]\ntimestampevents=yes\n", 1))
+    run.cli("manager reload")
+    run.cli("module load func_lock.so")
+    run.cli("dialplan reload")
+    run.cli("queue reload all")
+    run.cli("dialplan set global BENCH_RR 0")
+    assert "bench-aq" in run.cli("queue show bench-aq"), "app_queue did not load the benchmark queue"
+    assert NUMBERS["plain"] in run.cli(f"dialplan show {NUMBERS['plain']}@huiyan-public")
+    # every event must now carry Asterisk's own timestamp
+    run.call(run.ctl.ami.action("UserEvent", UserEvent="bench-probe"))
+    wait_for(lambda: any(r.kind == "UserEvent" for r in rec.rows), 5, "AMI events with Timestamp")
+    rec.take()
+
+    workdir = data / "sipp"
+    workdir.mkdir()
+    # All agents register this one SIPp port as their contact; one SIPp process then answers for all.
+    agent_port = free_port()
+    target = f"127.0.0.1:{settings.sip_port}"
+    for _, ext, pw in agents:
+        reg = sipp([target, "-sf", str(BENCH / "hotline_register.xml"), "-s", ext, "-au", ext, "-ap", pw,
+                    "-m", "1", "-i", "127.0.0.1", "-p", str(agent_port), "-timeout", "10s", "-timeout_error",
+                    "-aa"], workdir, f"register-{ext}")
+        if finish(reg, 20) != 0:
+            raise RuntimeError(f"agent {ext} could not register: see {workdir}/register-{ext}.*")
+    bench = Bench(run, rec, workdir, agents, queue_id, agent_port,
+                  sum(wav_seconds(p) for p in prompt_files), wav_seconds(prompt_files[-1]))
+    bench.agent_proc = sipp([target, "-sf", str(BENCH / "hotline_agent.xml"), "-i", "127.0.0.1",
+                             "-p", str(agent_port), "-mp", str(free_port()), "-d", str(args.answer_ms), "-aa"],
+                            workdir, "agents")
+    time.sleep(0.3)
+    for e in exts:  # a qualify that hit the gap between the two SIPp processes must not leave it Unavailable
+        run.cli(f"pjsip qualify {e}")
+
+    def all_reachable() -> bool:
+        out = run.cli("pjsip show contacts")
+        return sum(1 for line in out.splitlines() if "Contact:" in line and "Avail" in line) >= len(exts)
+
+    wait_for(all_reachable, 20, "every agent's contact Avail", step=0.5)
+
+    async def login() -> None:
+        for agent_id, _, _ in agents:
+            run.ctl.hotline.login(agent_id, [queue_id])
+
+    run.call(login())
+    return bench
+
+
+# ---- one path under load ------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    mode: str
+    calls: int
+    lat: list[float]
+    answered: int
+    sipp_failed: int
+    ast_cpu: float
+    ctl_cpu: float
+    seconds: float
+    double_rung: int
+    breakdown: dict[str, list[float]] = field(default_factory=dict)
+
+
+def place_calls(b: Bench, args: argparse.Namespace, mode: str, calls: int, burst: int, tag: str) -> int:
+    """Bursts of `burst` calls every `interval` s (one SIPp process per burst); returns failed processes."""
+    target = f"127.0.0.1:{b.run.settings.sip_port}"
+    hold_ms = int((b.prompt_seconds + args.answer_ms / 1000 + args.talk) * 1000) + 300
+    procs = []
+    t0 = time.monotonic()
+    sent = 0
+    i = 0
+    while sent < calls:
+        n = min(burst, calls - sent)
+        delay = t0 + i * args.interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        procs.append(sipp([target, "-sf", str(BENCH / "hotline_caller.xml"), "-s", NUMBERS[mode],
+                           "-m", str(n), "-l", str(n), "-r", "1000", "-rp", "1000", "-i", "127.0.0.1",
+                           "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms),
+                           "-timeout", f"{int(hold_ms / 1000 + 60)}s", "-timeout_error"],
+                          b.workdir, f"{tag}-{mode}-{i:03d}"))
+        sent += n
+        i += 1
+    return sum(1 for p in procs if finish(p, hold_ms / 1000 + 90) != 0)
+
+
+def drain(b: Bench) -> None:
+    """Wait until every call of the run is gone from Asterisk and from our distributor, and it has written."""
+    wait_for(lambda: not b.rec.live and not b.run.ctl.hotline.waiters, 60, "all channels hung up")
+    time.sleep(0.3)
+
+
+def run_mode(b: Bench, args: argparse.Namespace, mode: str) -> Result:
+    b.rec.take()
+    pid = b.run.ctl.pbx.pid()
+    a0, c0, t0 = proc_cpu(pid), controller_cpu(), time.monotonic()
+    failed = place_calls(b, args, mode, args.calls, args.burst, "run")
+    drain(b)
+    a1, c1, t1 = proc_cpu(pid), controller_cpu(), time.monotonic()
+    rows = b.rec.take()
+    return analyse(mode, rows, args.calls, failed, a1 - a0, c1 - c0, t1 - t0)
+
+
+def analyse(mode: str, rows: list[Row], calls: int, failed: int, ast: float, ctl: float, secs: float) -> Result:
+    entry_kind = {"ours": "VarSet", "app_queue": "QueueCallerJoin", "plain": "Newexten"}[mode]
+    entry: dict[str, float] = {}
+    dial: dict[str, float] = {}
+    answered = 0
+    py: dict[str, dict[str, float]] = {"CallQueued": {}, "CallOffered": {}}
+    legs: dict[str, tuple[str, float]] = {}  # agent channel uniqueid -> (agent endpoint, DialBegin)
+    gone: dict[str, float] = {}  # channel uniqueid -> Hangup
+    for r in rows:
+        uid = r.f.get("Uniqueid", "")
+        if r.kind == entry_kind:
+            entry.setdefault(uid, r.ts)
+        elif r.kind == "DialBegin":
+            dial.setdefault(uid, r.ts)
+            dest = r.f.get("DestChannel", "")
+            legs[r.f.get("DestUniqueid", "")] = (dest.split("/", 1)[-1].rsplit("-", 1)[0], r.ts)
+        elif r.kind == "DialEnd":
+            if r.f.get("DialStatus") == "ANSWER":
+                answered += 1
+        elif r.kind == "Hangup":
+            gone[uid] = r.ts
+        elif r.kind in py:
+            py[r.kind].setdefault(uid, r.ts)
+    lat = [dial[u] - t for u, t in entry.items() if u in dial]
+    # an agent rung while a call of theirs was still ringing or talking: the distributor chose a busy agent
+    double = 0
+    busy: dict[str, list[tuple[float, float]]] = {}
+    for leg, (ep, t) in legs.items():
+        busy.setdefault(ep, []).append((t, gone.get(leg, math.inf)))
+    for spans in busy.values():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            if start < end:
+                double += 1
+    res = Result(mode, calls, lat, answered, failed, ast, ctl, secs, double)
+    if mode == "ours":
+        q, o = py["CallQueued"], py["CallOffered"]
+        res.breakdown = {
+            "AGI reply + enqueue (VarSet → CallQueued)": [q[u] - entry[u] for u in entry if u in q],
+            "distributor (CallQueued → CallOffered)": [o[u] - q[u] for u in q if u in o],
+            "flow: rest of please-wait, MOH on/off, MixMonitor, Dial (CallOffered → DialBegin)":
+                [dial[u] - o[u] for u in o if u in dial],
+        }
+    return res
+
+
+def warm_up(b: Bench, args: argparse.Namespace) -> None:
+    """A few calls through each path at once, not measured: first-use costs (file cache, code paths)."""
+    if args.warmup <= 0:
+        return
+    threads = [threading.Thread(target=place_calls, args=(b, args, m, args.warmup, args.warmup, "warm"))
+               for m in MODES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    drain(b)
+    b.rec.take()
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GB RAM, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def table(results: dict[str, Result]) -> list[str]:
+    out = ["| path | calls | answered | measured | p50 entry→INVITE (ms) | p95 (ms) | max (ms) "
+           "| Asterisk CPU/call (ms) | controller CPU/call (ms) | total CPU/call (ms) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in MODES:
+        r = results.get(m)
+        if r is None:
+            continue
+        n = max(r.calls, 1)
+        out.append(f"| {LABEL[m]} | {r.calls} | {r.answered} | {len(r.lat)} | {ms(pct(r.lat, 50))} "
+                   f"| {ms(pct(r.lat, 95))} | {ms(max(r.lat, default=math.nan))} | {r.ast_cpu / n * 1000:.1f} "
+                   f"| {r.ctl_cpu / n * 1000:.1f} | {(r.ast_cpu + r.ctl_cpu) / n * 1000:.1f} |")
+    return out
+
+
+def ratios(results: dict[str, Result]) -> list[tuple[str, float, float | None]]:
+    out: list[tuple[str, float, float | None]] = []
+    ours = results.get("ours")
+    if ours is None:
+        return out
+    for peer, target in (("app_queue", 1.0), ("plain", 1.1)):
+        r = results.get(peer)
+        if r is None:
+            continue
+        for p, tgt in ((95, target), (50, None)):
+            out.append((f"p{p} ours / {peer}", pct(ours.lat, p) / pct(r.lat, p), tgt))
+        out.append((f"CPU per call ours / {peer}", (ours.ast_cpu + ours.ctl_cpu) / (r.ast_cpu + r.ctl_cpu), None))
+    return out
+
+
+def verdict(v: float, tgt: float | None) -> str:
+    if tgt is None:
+        return ""
+    return f" (target ≤ {tgt}: {'met' if v <= tgt else 'MISSED'})"
+
+
+METHOD = """\
+**Method.** One Asterisk ({asterisk}) started by huiyan's own `Controller` inside the benchmark process
+(free ports, a throw-away data dir, the root in `var/asterisk-root`); the controller runs on its own
+event-loop thread exactly as under `huiyan up`. {agents} agent users are created in the database and
+registered by SIPp with their own credentials, all with one SIPp port as contact (one SIPp process
+answers for every agent: rings, answers after {answer_ms} ms with PCMU + H.264). Callers are SIPp
+processes, one per burst: {burst} calls at once every {interval} s, {calls} calls per path, offering PCMU +
+H.264; each hangs up {talk} s after the agent answered, so every burst finds free agents (the latency is
+the distributor's reaction, not queueing). The three paths run one after another on the same Asterisk,
+after {warmup} unmeasured warm-up call(s) per path:
+- **ours**: the 12348 flow on a service number whose menu has one option (so no menu): FastAGI
+  coroutine, welcome + "recorded" prompts, enqueue in the Python distributor (longest-idle, ring timeout
+  {ring} s, no wrap-up, no auto-pause, no announcements), "please wait", music, MixMonitor, `Dial`.
+- **app_queue**: `Answer`, the same three prompts (`Playback`), the same `MixMonitor(...,b)`, then
+  `Queue()` with `strategy=leastrecent` (= longest-idle), `ringinuse=no`, `timeout={ring}`,
+  `wrapuptime=0`, `autofill=yes` (waiting callers served in parallel, as ours does), `autopause=no`, no
+  announcements, static members = the same agents' PJSIP endpoints.
+- **plain**: the same `Answer`/prompts/`MixMonitor`, then a dialplan round-robin over the agents that
+  skips one with a call (`GROUP_COUNT`, under `LOCK`) and `Dial(PJSIP/agent,{ring},i)`: the limit.
+
+The extra dialplan, the `[bench-aq]` queue and `timestampevents=yes` are appended to the *rendered*
+files of the throw-away data dir after start, then `dialplan reload` / `queue reload all` /
+`manager reload` (benchmark only; nothing re-renders during the run). **Latency** = agent leg's AMI
+`DialBegin` minus queue entry, both from Asterisk's own AMI `Timestamp` header (same clock, same event
+path for all three): entry is, for ours, the `VarSet` of `HUIYAN_HL_QUEUED_AT` (the flow enqueues right
+after Asterisk answers that AGI command, so this counts one AGI reply against us); for app_queue,
+`QueueCallerJoin`; for plain, the `Newexten` of the `NoOp(bench-entry)` priority just before the
+round-robin pick. The ours breakdown uses our bus events' `time.time()` (same machine clock).
+**CPU per call** = (utime+stime of the Asterisk process from /proc, all threads) and (this process's CPU
+minus the driver thread's own `thread_time`, i.e. the controller's loop thread plus its database worker
+threads), before/after each path's run including its drain, divided by the calls. The controller is
+attached in all three runs (in app_queue/plain it only reads AMI events). SIPp's CPU is not counted."""
+
+
+def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace, command: str,
+           asterisk: str, idle: tuple[float, float]) -> str:
+    when = datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines = [SECTION, "",
+             f"Run {when}, `{command}`, on {machine()}; Asterisk {asterisk}.", ""]
+    lines += table(results)
+    lines.append("")
+    for name, v, tgt in ratios(results):
+        lines.append(f"- {name}: **{v:.2f}**{verdict(v, tgt)}")
+    ours = results.get("ours")
+    if ours and ours.breakdown:
+        lines += ["", "Where ours spends it (per call, ms):", "",
+                  "| step | p50 | p95 |", "|---|---:|---:|"]
+        for step, vals in ours.breakdown.items():
+            lines.append(f"| {step} | {ms(pct(vals, 50))} | {ms(pct(vals, 95))} |")
+        if b is not None:
+            lines += ["", f"The \"please wait\" prompt our flow plays after enqueueing lasts "
+                          f"{b.please_wait_seconds * 1000:.0f} ms."]
+    extras = []
+    for m, r in results.items():
+        if r.sipp_failed or r.answered < r.calls or r.double_rung or len(r.lat) < r.calls:
+            extras.append(f"{m}: {r.answered}/{r.calls} answered, {len(r.lat)} measured, "
+                          f"{r.sipp_failed} SIPp burst(s) with a failed call, {r.double_rung} agent(s) rung "
+                          f"while already ringing")
+    if extras:
+        lines += ["", "Anomalies: " + "; ".join(extras) + "."]
+    lines += ["", f"Idle CPU before the runs: Asterisk {idle[0] * 1000:.1f} ms/s, controller "
+                  f"{idle[1] * 1000:.1f} ms/s (included in the per-call figures, not subtracted); each run "
+                  f"lasted {', '.join(f'{m} {r.seconds:.0f} s' for m, r in results.items())}.", ""]
+    lines.append(METHOD.format(asterisk=asterisk, agents=args.agents, answer_ms=args.answer_ms, burst=args.burst,
+                               interval=args.interval, calls=args.calls, talk=args.talk, warmup=args.warmup,
+                               ring=args.ring))
+    return "\n".join(lines) + "\n"
+
+
+def write_benchmarks(section: str, path: Path) -> None:
+    """Replace only our section (from its heading to the next '## ' heading) or append it."""
+    text = path.read_text() if path.exists() else HEADER
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--agents", type=int, default=20)
+    ap.add_argument("--calls", type=int, default=200, help="calls per path")
+    ap.add_argument("--burst", type=int, default=10, help="calls placed at once")
+    ap.add_argument("--interval", type=float, default=2.5, help="seconds between bursts")
+    ap.add_argument("--talk", type=float, default=2.0, help="seconds from the agent's answer to the caller's BYE")
+    ap.add_argument("--answer-ms", type=int, default=200, help="agent phones answer after this long")
+    ap.add_argument("--ring", type=int, default=15, help="ring timeout, seconds (all three paths)")
+    ap.add_argument("--warmup", type=int, default=2, help="unmeasured calls per path first")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (SIPp logs, Asterisk logs)")
+    args = ap.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in MODES for m in modes):
+        ap.error(f"--modes: any of {', '.join(MODES)}")
+    if args.burst * math.ceil((args.answer_ms / 1000 + args.talk + 0.5) / args.interval + 1) > args.agents:
+        print("warning: bursts may find every agent busy; latency will then include queueing", file=sys.stderr)
+    argv_shown = argv if argv is not None else sys.argv[1:]
+    command = " ".join([".venv/bin/python bench/hotline_load.py", *argv_shown]).strip()
+
+    data = Path(tempfile.mkdtemp(prefix="huiyan-bench-"))
+    b: Bench | None = None
+    results: dict[str, Result] = {}
+    t_start = time.monotonic()
+    try:
+        b = setup(args, data)
+        asterisk = b.run.ctl.install.version if b.run.ctl.install else "?"
+        print(f"setup: {time.monotonic() - t_start:.1f} s; {len(b.agents)} agents registered; "
+              f"prompts before the agent rings: {b.prompt_seconds:.2f} s", flush=True)
+        pid = b.run.ctl.pbx.pid()
+        a0, c0 = proc_cpu(pid), controller_cpu()
+        time.sleep(3)
+        idle = ((proc_cpu(pid) - a0) / 3, (controller_cpu() - c0) / 3)
+        warm_up(b, args)
+        for m in modes:
+            t = time.monotonic()
+            r = run_mode(b, args, m)
+            results[m] = r
+            print(f"{m:>9}: {len(r.lat)}/{r.calls} measured, p50 {ms(pct(r.lat, 50))} ms, p95 {ms(pct(r.lat, 95))} ms, "
+                  f"answered {r.answered}, {time.monotonic() - t:.0f} s", flush=True)
+        if b.rec.no_timestamp:
+            print(f"warning: {b.rec.no_timestamp} events without Timestamp were ignored", file=sys.stderr)
+        section = report(results, b, args, command, asterisk, idle)
+        print()
+        print(section)
+        if not args.no_write:
+            write_benchmarks(section, REPO / "BENCHMARKS.md")
+            print("written to BENCHMARKS.md")
+        print(f"total {time.monotonic() - t_start:.0f} s")
+        return 0
+    finally:
+        if b is not None:
+            if b.agent_proc is not None:
+                b.agent_proc.terminate()
+                finish(b.agent_proc, 10)
+            b.run.stop()
+        if args.keep:
+            print(f"kept {data}", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
