@@ -20,6 +20,7 @@ import time
 from huiyan.agi.request import AgiHangup
 from huiyan.agi.server import AgiSession
 from huiyan.hotline.service import HotlineService, Leave, MenuChoice
+from huiyan.prompts.catalog import number_prompt
 from huiyan.recordings import target as recording_target
 
 MENU_TRIES = 3
@@ -47,8 +48,12 @@ async def _menu(session: AgiSession, menu: dict[str, MenuChoice]) -> str | None:
 
 
 async def _say_position(session: AgiSession, position: int) -> None:
+    """'您前面还有 N 位' — callers ahead of this one (position 1 means nobody ahead: say nothing)."""
+    ahead = position - 1
+    if ahead < 1:
+        return
     await session.stream_file(session.prompt("position_prefix"))
-    await session.command(f'SAY NUMBER {int(position)} ""')
+    await session.stream_file(session.prompt(number_prompt(ahead)))
     await session.stream_file(session.prompt("position_suffix"))
 
 

@@ -22,7 +22,7 @@ PROMPTS: dict[str, tuple[str, str]] = {
         "请稍候，正在为您转接。",
         "Please hold, we are connecting you.",
     ),
-    # Said around a number played with SayNumber: "您前面还有 <n> 位" / "There are <n> callers ahead of you".
+    # Said around a number prompt: "您前面还有 <n> 位" / "There are <n> callers ahead of you".
     "position_prefix": ("您前面还有", "There are"),
     "position_suffix": ("位", "callers ahead of you."),
     # "预计等待时间约 <n> 分钟" / "Your estimated waiting time is about <n> minutes".
@@ -45,6 +45,31 @@ PROMPTS: dict[str, tuple[str, str]] = {
         "For legal advice, press 1. For legal aid, press 2. For mediation, press 3.",
     ),
 }
+
+
+MAX_SPOKEN_NUMBER = 30  # queue positions above this are said as "more than 30"
+_ZH_DIGITS = "零一二三四五六七八九"
+
+
+def zh_number(n: int) -> str:
+    """1..99 in Chinese numerals, as spoken: 十, 十一, 二十, 二十三."""
+    if not 1 <= n <= 99:
+        raise ValueError(f"{n} is outside 1..99")
+    tens, ones = divmod(n, 10)
+    head = "" if tens == 0 else ("十" if tens == 1 else _ZH_DIGITS[tens] + "十")
+    return head + (_ZH_DIGITS[ones] if ones else "")
+
+
+# Numbers for position announcements, as prompts of their own: Asterisk's SayNumber needs digit files
+# in the channel's language, which no Debian package has for Mandarin.
+for _n in range(1, MAX_SPOKEN_NUMBER + 1):
+    PROMPTS[f"number_{_n}"] = (zh_number(_n), str(_n))
+PROMPTS["number_many"] = (f"{zh_number(MAX_SPOKEN_NUMBER)}多", f"more than {MAX_SPOKEN_NUMBER}")
+
+
+def number_prompt(n: int) -> str:
+    """The prompt name that says `n` (a count of callers ahead, a number of minutes)."""
+    return f"number_{n}" if 1 <= n <= MAX_SPOKEN_NUMBER else "number_many"
 
 
 def prompt_text(name: str, lang: str) -> str:

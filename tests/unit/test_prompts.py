@@ -162,3 +162,11 @@ def test_prompt_path_falls_back_to_english(tmp_path: Path, monkeypatch: pytest.M
 )
 def test_prompt_language(channel_language: str | None, lang: str) -> None:
     assert prompt_language(channel_language) == lang
+
+
+def test_numbers_for_position_announcements() -> None:
+    from huiyan.prompts.catalog import PROMPTS, number_prompt, zh_number
+
+    assert [zh_number(n) for n in (1, 10, 11, 20, 23, 99)] == ["一", "十", "十一", "二十", "二十三", "九十九"]
+    assert number_prompt(7) == "number_7" and PROMPTS["number_7"] == ("七", "7")
+    assert number_prompt(0) == number_prompt(31) == "number_many"
