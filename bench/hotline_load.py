@@ -54,7 +54,9 @@ SECTION = "## Hotline distributor under SIPp load"
 HEADER = ("# Benchmarks\n\nEvery result is a ratio against a peer run in the same invocation, on this 2-core "
           "machine; absolute numbers are context only.\n")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROMPTS = ("welcome", "recorded", "please_wait")  # what every caller hears, in all three paths
+# What every caller hears before the queue, in all three paths. Our flow plays "please wait" only when no
+# agent was offered at once (flow.py), which under this load (free agents) does not happen; it is counted.
+PROMPTS = ("welcome", "recorded")
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -83,8 +85,7 @@ def proc_cpu(pid: int) -> float:
 def controller_cpu() -> float:
     """CPU of everything in this process except the calling (driver) thread: the controller's event loop
     thread and its worker threads (database writes). Must be called from the driver's main thread."""
-    t = os.times()
-    return t.user + t.system - time.thread_time()
+    return time.process_time() - time.thread_time()
 
 
 def wav_seconds(path: str) -> float:
@@ -144,9 +145,11 @@ class Row:
 class Recorder:
     """A bus listener (it runs on the controller's thread): keeps the few events the measurement needs."""
 
+    wall_offset: float = 0.0  # the hotline service's monotonic clock + this = epoch seconds (at its start)
     rows: list[Row] = field(default_factory=list)
     live: set[str] = field(default_factory=set)  # channels up right now (Newchannel .. Hangup)
     no_timestamp: int = 0
+    ami_events: int = 0  # every AMI event the controller received and published
 
     def __call__(self, event: Any) -> None:
         from huiyan.hotline.service import HotlineEvent
@@ -154,10 +157,14 @@ class Recorder:
 
         if isinstance(event, HotlineEvent):
             if event.kind in ("CallQueued", "CallOffered"):
-                self.rows.append(Row(event.kind, time.time(), {"Uniqueid": str(event.data.get("call_id"))}))
+                # event.at is the distributor's own time of the decision (monotonic + the offset taken at
+                # start); re-anchor it on the wall clock now, so a slewed wall clock cannot skew it.
+                drift = time.time() - time.monotonic() - self.wall_offset
+                self.rows.append(Row(event.kind, event.at + drift, {"Uniqueid": str(event.data.get("call_id"))}))
             return
         if not isinstance(event, AmiEvent):
             return
+        self.ami_events += 1
         name, f = event.name, event.fields
         if name == "Newchannel":
             self.live.add(f.get("Uniqueid", ""))
@@ -181,6 +188,54 @@ class Recorder:
     def take(self) -> list[Row]:
         rows, self.rows = self.rows, []
         return rows
+
+
+# ---- Asterisk's verbose log (full.log), timestamped in the calling thread, to the microsecond -----
+
+LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\] VERBOSE\[\d+\]\[(C-[0-9a-f]+)\] [\w.]+: (.*)$")
+EXECUTING = re.compile(r'^Executing \[([^@\]]*)@([^:\]]*):\d+\] (\w+)\("([^"]*)", "(.*)"\) in new stack$')
+
+
+@dataclass
+class LogCall:
+    """One caller's channel as the verbose log tells it (keyed by Asterisk's call id, C-xxxxxxxx)."""
+
+    channel: str = ""
+    exten: str = ""
+    entry: float | None = None  # plain: NoOp(bench-entry); app_queue: Queue() starts
+    dial: float | None = None  # the Dial application starts (plain: dialplan; ours: AGI EXEC)
+    called: float | None = None  # "Called PJSIP/agent": the agent leg was created and ast_call()ed
+    please_wait: bool = False
+
+
+def read_log(path: Path, offset: int) -> dict[str, LogCall]:
+    calls: dict[str, LogCall] = {}
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        when = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        c = calls.setdefault(m[2], LogCall())
+        msg = m[3]
+        e = EXECUTING.match(msg)
+        if e:
+            exten, context, app, chan, data = e.groups()
+            if not c.channel:
+                c.channel, c.exten = chan, exten
+            if (app == "NoOp" and data == "bench-entry" and exten == "plain") or app == "Queue":
+                c.entry = c.entry or when
+            if app == "Dial" and c.dial is None:
+                c.dial = when
+        elif msg.startswith("AGI Script Executing Application: (Dial)") and c.dial is None:
+            c.dial = when
+        elif msg.startswith("Called ") and c.called is None:
+            c.called = when
+        elif "please_wait" in msg and msg.startswith("<"):
+            c.please_wait = True
+    return calls
 
 
 # ---- SIPp ---------------------------------------------------------------------------------------
@@ -254,12 +309,12 @@ def seed_db(settings: Settings, n_agents: int, ring: int) -> tuple[str, list[tup
         engine.dispose()
 
 
-def bench_dialplan(settings: Settings, exts: list[str], prompts: str, rec_dir: Path, ring: int) -> str:
+def bench_dialplan(exts: list[str], prompts: str, rec_dir: Path, ring: int) -> str:
     n = len(exts)
     entry = "same => n,NoOp(bench-entry)"
     common = [
         "same => n,Answer()",
-        # the same prompts our flow plays (welcome, recorded, please-wait), so callers' calls are alike
+        # the prompts our flow plays before it enqueues (see PROMPTS), so the callers' calls are alike
         f"same => n,Playback({prompts})",
         # our flow records every answered call (MixMonitor ...,b); so do these
         f"same => n,MixMonitor({rec_dir}/${{UNIQUEID}}.wav,b)",
@@ -274,23 +329,19 @@ def bench_dialplan(settings: Settings, exts: list[str], prompts: str, rec_dir: P
         "[bench-hotline]",
         "exten => queue,1,NoOp(app_queue path)",
         *common,
-        entry,
         "same => n,Queue(bench-aq)",
         "same => n,Hangup()",
         "",
         "exten => plain,1,NoOp(plain Dial path: a free agent, round-robin)",
         *common,
         entry,
-        f"same => n,Set(BENCH_AGENTS={'-'.join(exts)})",
-        "same => n,Set(BENCH_L=${LOCK(bench-rr)})",
+        # BENCH_AGENTS (the extensions, "-"-separated) and BENCH_RR are globals, set after the reload.
+        # No LOCK(): func_lock costs ~10 ms here; two callers racing for one agent are counted instead.
         "same => n,Set(BENCH_I=0)",
         f"same => n(next),Set(GLOBAL(BENCH_RR)=$[(${{BENCH_RR}} + 1) % {n}])",
         "same => n,Set(BENCH_AG=${CUT(BENCH_AGENTS,-,$[${BENCH_RR} + 1])})",
-        "same => n,GotoIf($[${GROUP_COUNT(${BENCH_AG}@benchbusy)} = 0]?got)",
-        "same => n,Set(BENCH_I=$[${BENCH_I} + 1])",
-        f"same => n,GotoIf($[${{BENCH_I}} < {n}]?next)",
-        "same => n(got),Set(GROUP(benchbusy)=${BENCH_AG})",
-        "same => n,Set(BENCH_L=${UNLOCK(bench-rr)})",
+        f"same => n,GotoIf($[${{GROUP_COUNT(${{BENCH_AG}}@benchbusy)}} > 0 & ${{INC(BENCH_I)}} < {n}]?next)",
+        "same => n,Set(GROUP(benchbusy)=${BENCH_AG})",
         f"same => n,Dial(PJSIP/${{BENCH_AG}},{ring},i)",
         "same => n,Hangup()",
         "",
@@ -351,6 +402,7 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
     rec = Recorder()
     run.ctl.bus.on(rec)
     run.call(run.ctl.start(), timeout=120)
+    rec.wall_offset = run.ctl.hotline._wall_offset
 
     # The rendered files are outputs; for the benchmark only, append app_queue's queue, the two peer paths
     # and AMI event timestamps to them in this throw-away data dir and reload. Nothing re-renders afterwards.
@@ -361,16 +413,20 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
     rec_dir = settings.data_dir / "recordings" / "bench"
     rec_dir.mkdir(parents=True, exist_ok=True)
     with open(etc / "extensions.conf", "a") as f:
-        f.write(bench_dialplan(settings, exts, "&".join(prompt_files), rec_dir, args.ring))
+        f.write(bench_dialplan(exts, "&".join(prompt_files), rec_dir, args.ring))
     with open(etc / "queues.conf", "a") as f:
         f.write(bench_queue(exts, args.ring))
     manager = (etc / "manager.conf").read_text()
     (etc / "manager.conf").write_text(manager.replace("[general]\n", "[general]\ntimestampevents=yes\n", 1))
+    logger = (etc / "logger.conf").read_text()
+    assert "%3q" in logger, "logger.conf: expected a millisecond dateformat to refine"
+    (etc / "logger.conf").write_text(logger.replace("%3q", "%6q"))
     run.cli("manager reload")
-    run.cli("module load func_lock.so")
+    run.cli("logger reload")
     run.cli("dialplan reload")
     run.cli("queue reload all")
     run.cli("dialplan set global BENCH_RR 0")
+    run.cli(f"dialplan set global BENCH_AGENTS {'-'.join(exts)}")
     assert "bench-aq" in run.cli("queue show bench-aq"), "app_queue did not load the benchmark queue"
     assert NUMBERS["plain"] in run.cli(f"dialplan show {NUMBERS['plain']}@huiyan-public")
     # every event must now carry Asterisk's own timestamp
@@ -389,8 +445,8 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
                     "-aa"], workdir, f"register-{ext}")
         if finish(reg, 20) != 0:
             raise RuntimeError(f"agent {ext} could not register: see {workdir}/register-{ext}.*")
-    bench = Bench(run, rec, workdir, agents, queue_id, agent_port,
-                  sum(wav_seconds(p) for p in prompt_files), wav_seconds(prompt_files[-1]))
+    bench = Bench(run, rec, workdir, agents, queue_id, agent_port, sum(wav_seconds(p) for p in prompt_files),
+                  wav_seconds(prompt_path(sounds, "please_wait", "zh")))
     bench.agent_proc = sipp([target, "-sf", str(BENCH / "hotline_agent.xml"), "-i", "127.0.0.1",
                              "-p", str(agent_port), "-mp", str(free_port()), "-d", str(args.answer_ms), "-aa"],
                             workdir, "agents")
@@ -418,13 +474,16 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
 class Result:
     mode: str
     calls: int
-    lat: list[float]
+    lat: list[float]  # entry -> "Called PJSIP/agent", Asterisk's log clock (ours: entry = our enqueue)
+    lat_ami: list[float]  # entry -> DialBegin, both AMI Timestamps
     answered: int
     sipp_failed: int
     ast_cpu: float
     ctl_cpu: float
     seconds: float
     double_rung: int
+    please_wait: int
+    ami_events: int = 0
     breakdown: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -459,25 +518,35 @@ def drain(b: Bench) -> None:
 
 def run_mode(b: Bench, args: argparse.Namespace, mode: str) -> Result:
     b.rec.take()
+    log = b.run.settings.pbx_dir / "log" / "full.log"
+    offset = log.stat().st_size
     pid = b.run.ctl.pbx.pid()
+    e0 = b.rec.ami_events
     a0, c0, t0 = proc_cpu(pid), controller_cpu(), time.monotonic()
     failed = place_calls(b, args, mode, args.calls, args.burst, "run")
     drain(b)
     a1, c1, t1 = proc_cpu(pid), controller_cpu(), time.monotonic()
     rows = b.rec.take()
-    return analyse(mode, rows, args.calls, failed, a1 - a0, c1 - c0, t1 - t0)
+    res = analyse(mode, rows, read_log(log, offset), args.calls, failed, a1 - a0, c1 - c0, t1 - t0)
+    res.ami_events = b.rec.ami_events - e0
+    return res
 
 
-def analyse(mode: str, rows: list[Row], calls: int, failed: int, ast: float, ctl: float, secs: float) -> Result:
+def analyse(mode: str, rows: list[Row], logged: dict[str, LogCall], calls: int, failed: int, ast: float,
+            ctl: float, secs: float) -> Result:
+    # -- AMI clock: entry event -> DialBegin, both stamped by Asterisk's manager (timestampevents)
     entry_kind = {"ours": "VarSet", "app_queue": "QueueCallerJoin", "plain": "Newexten"}[mode]
     entry: dict[str, float] = {}
     dial: dict[str, float] = {}
+    chan_uid: dict[str, str] = {}
     answered = 0
     py: dict[str, dict[str, float]] = {"CallQueued": {}, "CallOffered": {}}
     legs: dict[str, tuple[str, float]] = {}  # agent channel uniqueid -> (agent endpoint, DialBegin)
     gone: dict[str, float] = {}  # channel uniqueid -> Hangup
     for r in rows:
         uid = r.f.get("Uniqueid", "")
+        if r.f.get("Channel"):
+            chan_uid.setdefault(r.f["Channel"], uid)
         if r.kind == entry_kind:
             entry.setdefault(uid, r.ts)
         elif r.kind == "DialBegin":
@@ -491,7 +560,7 @@ def analyse(mode: str, rows: list[Row], calls: int, failed: int, ast: float, ctl
             gone[uid] = r.ts
         elif r.kind in py:
             py[r.kind].setdefault(uid, r.ts)
-    lat = [dial[u] - t for u, t in entry.items() if u in dial]
+    lat_ami = [dial[u] - t for u, t in entry.items() if u in dial]
     # an agent rung while a call of theirs was still ringing or talking: the distributor chose a busy agent
     double = 0
     busy: dict[str, list[tuple[float, float]]] = {}
@@ -502,16 +571,59 @@ def analyse(mode: str, rows: list[Row], calls: int, failed: int, ast: float, ctl
         for (_, end), (start, _) in zip(spans, spans[1:]):
             if start < end:
                 double += 1
-    res = Result(mode, calls, lat, answered, failed, ast, ctl, secs, double)
+
+    # -- log clock: entry -> "Called PJSIP/agent" (Asterisk's verbose log, stamped in the calling thread);
+    #    for ours the entry is the distributor's own enqueue time (same wall clock).
+    mine = [c for c in logged.values() if c.exten == NUMBERS[mode] and c.called is not None]
+    lat: list[float] = []
+    breakdown: dict[str, list[float]] = {}
     if mode == "ours":
         q, o = py["CallQueued"], py["CallOffered"]
-        res.breakdown = {
-            "AGI reply + enqueue (VarSet → CallQueued)": [q[u] - entry[u] for u in entry if u in q],
-            "distributor (CallQueued → CallOffered)": [o[u] - q[u] for u in q if u in o],
-            "flow: rest of please-wait, MOH on/off, MixMonitor, Dial (CallOffered → DialBegin)":
-                [dial[u] - o[u] for u in o if u in dial],
-        }
+        steps: dict[str, list[float]] = {"distributor: enqueue → offer": [],
+                                         "flow: offer → Dial starts (AGI: music off, MixMonitor, EXEC Dial)": [],
+                                         "Asterisk: Dial starts → agent called": []}
+        for c in mine:
+            uid = chan_uid.get(c.channel)
+            if uid in q:
+                lat.append(c.called - q[uid])
+                if uid in o and c.dial is not None:
+                    steps["distributor: enqueue → offer"].append(o[uid] - q[uid])
+                    steps["flow: offer → Dial starts (AGI: music off, MixMonitor, EXEC Dial)"].append(c.dial - o[uid])
+                    steps["Asterisk: Dial starts → agent called"].append(c.called - c.dial)
+        breakdown = steps
+    else:
+        lat = [c.called - c.entry for c in mine if c.entry is not None]
+        if mode == "plain":
+            breakdown = {"dialplan: round-robin pick → Dial starts": [c.dial - c.entry for c in mine
+                                                                      if c.entry is not None and c.dial is not None],
+                         "Asterisk: Dial starts → agent called": [c.called - c.dial for c in mine
+                                                                   if c.dial is not None]}
+    res = Result(mode, calls, lat, lat_ami, answered, failed, ast, ctl, secs, double,
+                 sum(1 for c in logged.values() if c.exten == NUMBERS[mode] and c.please_wait))
+    res.breakdown = breakdown
     return res
+
+
+def profile_ours(b: Bench, args: argparse.Namespace, top: int = 30) -> None:
+    """Where the controller's event-loop thread spends its CPU under this load (diagnostic, not measured)."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    on = threading.Event()
+    b.run.loop.call_soon_threadsafe(lambda: (prof.enable(), on.set()))  # profiles the loop's thread only
+    on.wait(5)
+    place_calls(b, args, "ours", args.calls, args.burst, "profile")
+    drain(b)
+    off = threading.Event()
+    b.run.loop.call_soon_threadsafe(lambda: (prof.disable(), off.set()))
+    off.wait(5)
+    b.rec.take()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats("huiyan/", top)
+    print("\ncontroller event-loop thread, ours path, by own time:\n" + out.getvalue(), flush=True)
 
 
 def warm_up(b: Bench, args: argparse.Namespace) -> None:
@@ -541,16 +653,17 @@ def machine() -> str:
 
 
 def table(results: dict[str, Result]) -> list[str]:
-    out = ["| path | calls | answered | measured | p50 entry→INVITE (ms) | p95 (ms) | max (ms) "
-           "| Asterisk CPU/call (ms) | controller CPU/call (ms) | total CPU/call (ms) |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| path | calls | answered | measured | entry→agent INVITE p50 (ms) | p95 (ms) | max (ms) "
+           "| AMI clock p50 / p95 (ms) | Asterisk CPU/call (ms) | controller CPU/call (ms) | total CPU/call (ms) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in MODES:
         r = results.get(m)
         if r is None:
             continue
         n = max(r.calls, 1)
         out.append(f"| {LABEL[m]} | {r.calls} | {r.answered} | {len(r.lat)} | {ms(pct(r.lat, 50))} "
-                   f"| {ms(pct(r.lat, 95))} | {ms(max(r.lat, default=math.nan))} | {r.ast_cpu / n * 1000:.1f} "
+                   f"| {ms(pct(r.lat, 95))} | {ms(max(r.lat, default=math.nan))} "
+                   f"| {ms(pct(r.lat_ami, 50))} / {ms(pct(r.lat_ami, 95))} | {r.ast_cpu / n * 1000:.1f} "
                    f"| {r.ctl_cpu / n * 1000:.1f} | {(r.ast_cpu + r.ctl_cpu) / n * 1000:.1f} |")
     return out
 
@@ -564,8 +677,9 @@ def ratios(results: dict[str, Result]) -> list[tuple[str, float, float | None]]:
         r = results.get(peer)
         if r is None:
             continue
-        for p, tgt in ((95, target), (50, None)):
-            out.append((f"p{p} ours / {peer}", pct(ours.lat, p) / pct(r.lat, p), tgt))
+        out.append((f"p95 ours / {peer}", pct(ours.lat, 95) / pct(r.lat, 95), target))
+        out.append((f"p50 ours / {peer}", pct(ours.lat, 50) / pct(r.lat, 50), None))
+        out.append((f"p95 ours / {peer}, AMI clock", pct(ours.lat_ami, 95) / pct(r.lat_ami, 95), None))
         out.append((f"CPU per call ours / {peer}", (ours.ast_cpu + ours.ctl_cpu) / (r.ast_cpu + r.ctl_cpu), None))
     return out
 
@@ -579,35 +693,45 @@ def verdict(v: float, tgt: float | None) -> str:
 METHOD = """\
 **Method.** One Asterisk ({asterisk}) started by huiyan's own `Controller` inside the benchmark process
 (free ports, a throw-away data dir, the root in `var/asterisk-root`); the controller runs on its own
-event-loop thread exactly as under `huiyan up`. {agents} agent users are created in the database and
-registered by SIPp with their own credentials, all with one SIPp port as contact (one SIPp process
-answers for every agent: rings, answers after {answer_ms} ms with PCMU + H.264). Callers are SIPp
-processes, one per burst: {burst} calls at once every {interval} s, {calls} calls per path, offering PCMU +
-H.264; each hangs up {talk} s after the agent answered, so every burst finds free agents (the latency is
-the distributor's reaction, not queueing). The three paths run one after another on the same Asterisk,
-after {warmup} unmeasured warm-up call(s) per path:
+event-loop thread as under `huiyan up`. {agents} agent users are created in the database and registered
+by SIPp with their own credentials, all with one SIPp port as contact (one SIPp process answers for every
+agent: rings, answers after {answer_ms} ms with PCMU + H.264). Callers are SIPp processes, one per burst:
+{burst} calls at once every {interval} s, {calls} calls per path, offering PCMU + H.264; each hangs up
+{talk} s after the agent answered, so every burst finds free agents (the latency is the distributor's
+reaction, not queueing). The three paths run one after another on the same Asterisk, after {warmup}
+unmeasured warm-up call(s) per path. Every caller first hears the same welcome + "this call is recorded"
+prompts and every answered call is recorded (`MixMonitor(...,b)`), so the three paths do the same work
+apart from the distribution:
 - **ours**: the 12348 flow on a service number whose menu has one option (so no menu): FastAGI
-  coroutine, welcome + "recorded" prompts, enqueue in the Python distributor (longest-idle, ring timeout
-  {ring} s, no wrap-up, no auto-pause, no announcements), "please wait", music, MixMonitor, `Dial`.
-- **app_queue**: `Answer`, the same three prompts (`Playback`), the same `MixMonitor(...,b)`, then
-  `Queue()` with `strategy=leastrecent` (= longest-idle), `ringinuse=no`, `timeout={ring}`,
-  `wrapuptime=0`, `autofill=yes` (waiting callers served in parallel, as ours does), `autopause=no`, no
-  announcements, static members = the same agents' PJSIP endpoints.
-- **plain**: the same `Answer`/prompts/`MixMonitor`, then a dialplan round-robin over the agents that
-  skips one with a call (`GROUP_COUNT`, under `LOCK`) and `Dial(PJSIP/agent,{ring},i)`: the limit.
+  coroutine, prompts, enqueue in the Python distributor (longest-idle, ring timeout {ring} s, no wrap-up,
+  no auto-pause, no announcements), then (an agent being free) music off, MixMonitor, `Dial`.
+- **app_queue**: `Answer`, the same prompts (`Playback`), `MixMonitor`, then `Queue()` with
+  `strategy=leastrecent` (= longest-idle), `ringinuse=no`, `timeout={ring}`, `wrapuptime=0`,
+  `autofill=yes` (waiting callers served in parallel, as ours does), `autopause=no`, no announcements,
+  static members = the same agents' PJSIP endpoints.
+- **plain**: `Answer`, the same prompts, `MixMonitor`, then a dialplan round-robin over the agents that
+  skips one with a call (`GROUP_COUNT`) and `Dial(PJSIP/agent,{ring},i)`: the limit.
 
-The extra dialplan, the `[bench-aq]` queue and `timestampevents=yes` are appended to the *rendered*
-files of the throw-away data dir after start, then `dialplan reload` / `queue reload all` /
-`manager reload` (benchmark only; nothing re-renders during the run). **Latency** = agent leg's AMI
-`DialBegin` minus queue entry, both from Asterisk's own AMI `Timestamp` header (same clock, same event
-path for all three): entry is, for ours, the `VarSet` of `HUIYAN_HL_QUEUED_AT` (the flow enqueues right
-after Asterisk answers that AGI command, so this counts one AGI reply against us); for app_queue,
-`QueueCallerJoin`; for plain, the `Newexten` of the `NoOp(bench-entry)` priority just before the
-round-robin pick. The ours breakdown uses our bus events' `time.time()` (same machine clock).
-**CPU per call** = (utime+stime of the Asterisk process from /proc, all threads) and (this process's CPU
-minus the driver thread's own `thread_time`, i.e. the controller's loop thread plus its database worker
-threads), before/after each path's run including its drain, divided by the calls. The controller is
-attached in all three runs (in app_queue/plain it only reads AMI events). SIPp's CPU is not counted."""
+The extra dialplan, the `[bench-aq]` queue, `timestampevents=yes` (manager.conf) and a microsecond log
+`dateformat` (logger.conf) are appended/changed in the *rendered* files of the throw-away data dir after
+start, then `dialplan reload`, `queue reload all`, `manager reload`, `logger reload` (benchmark only;
+nothing re-renders during the run).
+
+**Latency** (the ratios) = the agent's INVITE, taken as Asterisk's verbose-log line `Called PJSIP/<agent>`
+(written by app_dial and app_queue right after the agent channel is created and called; the log stamps
+each line in the calling thread, to the microsecond) minus queue entry: for app_queue the log line that
+starts `Queue()`, for plain the line of the `NoOp(bench-entry)` just before the round-robin pick, for
+ours the distributor's own enqueue time (our bus event, same wall clock). The *AMI clock* column is the
+method first suggested (entry event → `DialBegin`, both by AMI `Timestamp`: ours `VarSet` of
+`HUIYAN_HL_QUEUED_AT`, app_queue `QueueCallerJoin`, plain `Newexten`): it is reported but not used for
+the ratios, because the manager stamps an event when its single stasis thread gets to it, so every event
+queued between entry and `DialBegin` (many in the plain path's dialplan, few inside `Queue()`) shifts it
+by milliseconds.
+**CPU per call** = Asterisk (utime+stime of the process, all threads, from /proc) and the controller
+(this process's CPU minus the driver thread's own `thread_time`: the controller's event-loop thread and
+its database worker threads), before/after each path's run including its drain, divided by the calls.
+The controller is attached in all three runs (in app_queue/plain it only reads AMI events). SIPp's own
+CPU is not counted."""
 
 
 def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace, command: str,
@@ -619,23 +743,27 @@ def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace
     lines.append("")
     for name, v, tgt in ratios(results):
         lines.append(f"- {name}: **{v:.2f}**{verdict(v, tgt)}")
+    for m in ("ours", "plain"):
+        r = results.get(m)
+        if r and r.breakdown:
+            lines += ["", f"Where {m} spends it (per call, ms):", "", "| step | p50 | p95 |", "|---|---:|---:|"]
+            for step, vals in r.breakdown.items():
+                lines.append(f"| {step} | {ms(pct(vals, 50))} | {ms(pct(vals, 95))} |")
     ours = results.get("ours")
-    if ours and ours.breakdown:
-        lines += ["", "Where ours spends it (per call, ms):", "",
-                  "| step | p50 | p95 |", "|---|---:|---:|"]
-        for step, vals in ours.breakdown.items():
-            lines.append(f"| {step} | {ms(pct(vals, 50))} | {ms(pct(vals, 95))} |")
-        if b is not None:
-            lines += ["", f"The \"please wait\" prompt our flow plays after enqueueing lasts "
-                          f"{b.please_wait_seconds * 1000:.0f} ms."]
+    if ours is not None and b is not None:
+        lines += ["", f"Ours played \"please wait\" ({b.please_wait_seconds * 1000:.0f} ms, before ringing) to "
+                      f"{ours.please_wait} of {ours.calls} callers (it does so only when no agent was offered at "
+                      f"enqueue)."]
     extras = []
     for m, r in results.items():
         if r.sipp_failed or r.answered < r.calls or r.double_rung or len(r.lat) < r.calls:
             extras.append(f"{m}: {r.answered}/{r.calls} answered, {len(r.lat)} measured, "
                           f"{r.sipp_failed} SIPp burst(s) with a failed call, {r.double_rung} agent(s) rung "
-                          f"while already ringing")
+                          f"while already on a call")
     if extras:
         lines += ["", "Anomalies: " + "; ".join(extras) + "."]
+    lines += ["", "AMI events the controller received per call: "
+              + ", ".join(f"{m} {r.ami_events / max(r.calls, 1):.0f}" for m, r in results.items()) + "."]
     lines += ["", f"Idle CPU before the runs: Asterisk {idle[0] * 1000:.1f} ms/s, controller "
                   f"{idle[1] * 1000:.1f} ms/s (included in the per-call figures, not subtracted); each run "
                   f"lasted {', '.join(f'{m} {r.seconds:.0f} s' for m, r in results.items())}.", ""]
@@ -664,19 +792,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=200, help="calls per path")
     ap.add_argument("--burst", type=int, default=10, help="calls placed at once")
     ap.add_argument("--interval", type=float, default=2.5, help="seconds between bursts")
-    ap.add_argument("--talk", type=float, default=2.0, help="seconds from the agent's answer to the caller's BYE")
+    ap.add_argument("--talk", type=float, default=1.0, help="seconds from the agent's answer to the caller's BYE")
     ap.add_argument("--answer-ms", type=int, default=200, help="agent phones answer after this long")
     ap.add_argument("--ring", type=int, default=15, help="ring timeout, seconds (all three paths)")
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured calls per path first")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--profile", action="store_true",
+                    help="afterwards, one more (unmeasured) run of ours with cProfile on the controller's thread")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (SIPp logs, Asterisk logs)")
     args = ap.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: any of {', '.join(MODES)}")
-    if args.burst * math.ceil((args.answer_ms / 1000 + args.talk + 0.5) / args.interval + 1) > args.agents:
+    if args.burst * (math.ceil((args.answer_ms / 1000 + args.talk + 0.3) / args.interval) + 1) > args.agents:
         print("warning: bursts may find every agent busy; latency will then include queueing", file=sys.stderr)
+    phase = (args.answer_ms / 1000 + args.talk + 0.3) % args.interval
+    if min(phase, args.interval - phase) < 0.3:
+        # a burst's hang-ups would land on the next burst's ringing and make the result depend on luck
+        print("warning: the hang-ups of one burst coincide with the ringing of the next; change --talk",
+              file=sys.stderr)
     argv_shown = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python bench/hotline_load.py", *argv_shown]).strip()
 
@@ -691,8 +826,8 @@ def main(argv: list[str] | None = None) -> int:
               f"prompts before the agent rings: {b.prompt_seconds:.2f} s", flush=True)
         pid = b.run.ctl.pbx.pid()
         a0, c0 = proc_cpu(pid), controller_cpu()
-        time.sleep(3)
-        idle = ((proc_cpu(pid) - a0) / 3, (controller_cpu() - c0) / 3)
+        time.sleep(5)
+        idle = ((proc_cpu(pid) - a0) / 5, (controller_cpu() - c0) / 5)
         warm_up(b, args)
         for m in modes:
             t = time.monotonic()
@@ -700,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
             results[m] = r
             print(f"{m:>9}: {len(r.lat)}/{r.calls} measured, p50 {ms(pct(r.lat, 50))} ms, p95 {ms(pct(r.lat, 95))} ms, "
                   f"answered {r.answered}, {time.monotonic() - t:.0f} s", flush=True)
+        if args.profile:
+            profile_ours(b, args)
         if b.rec.no_timestamp:
             print(f"warning: {b.rec.no_timestamp} events without Timestamp were ignored", file=sys.stderr)
         section = report(results, b, args, command, asterisk, idle)

@@ -69,6 +69,8 @@ class Controller:
         self.tracker: Any = None
         self.agi: Any = None
         self.hotline: Any = None
+        self.rooms: Any = None
+        self.room_control: Any = None
         self.app: Any = None
         self._uvicorn: Any = None
         self._api_task: asyncio.Task[None] | None = None
@@ -93,7 +95,7 @@ class Controller:
         await asyncio.to_thread(upgrade, s.db_url)
         self.engine = make_engine(s.db_url)
         self.session_factory = session_factory(self.engine)
-        await asyncio.to_thread(render_from_db, s, self.install)
+        changed = await asyncio.to_thread(render_from_db, s, self.install)
 
         # The hotline's distributor, restored from the database (agents stay logged in across restarts).
         from huiyan.hotline.flow import hotline_route
@@ -106,16 +108,25 @@ class Controller:
         await self.hotline.start()
         self.bus.on(self._on_event)
 
+        # Rooms (meetings): configuration from the database, live state from AMI Confbridge events.
+        from huiyan.rooms.flow import room_route
+        from huiyan.rooms.service import RoomService
+        from huiyan.rooms.store import DbRoomStore
+
+        self.rooms = RoomService(self.node.name, DbRoomStore(self.session_factory), self.bus)
+        await self.rooms.start()
+        self.bus.on(self.rooms.on_event)
+
         # FastAGI first, so the first call Asterisk sends already finds us listening.
         routes = dict(default_routes(s))
         routes["hotline"] = hotline_route(self.hotline, s.data_dir / "recordings")
+        routes["room"] = room_route(self.rooms)
         self.agi = FastAgiServer(routes, s.agi_host, s.agi_port, node_name=self.node.name,
                                  sounds_dir=s.data_dir / "sounds")
         await self.agi.start()
 
         self.pbx = AsteriskProcess(self.install, s.pbx_dir, self.node)
-        if self.manage_asterisk:
-            await asyncio.to_thread(self.pbx.stop)  # a stale instance of *ours* from a crash
+        if self.manage_asterisk and not await self._adopt_asterisk(changed):
             self.pbx.start()
             await self.pbx.wait_ready()
         self.ami = AmiClient(self.node, self.bus)
@@ -137,8 +148,39 @@ class Controller:
         self.call_control = CallControl(self.hotline, self.ami, self.tracker,
                                         trunk_endpoint=TRUNK_ENDPOINT if s.trunk.host else None)
         self.app.state.call_control = self.call_control
+        from huiyan.rooms.control import RoomControl
+
+        self.room_control = RoomControl(self.rooms, self.ami, s, recordings_dir=s.data_dir / "recordings")
+        await self.room_control.resync()  # meetings that went on while the controller was away
+        self.app.state.rooms = self.rooms
+        self.app.state.room_control = self.room_control
         await self._start_api()
         self.started_at = time.monotonic()
+
+    async def _adopt_asterisk(self, changed: list[str]) -> bool:
+        """Reuse *our* Asterisk when it outlived the previous controller (crash, kill -9, upgrade).
+
+        Asterisk runs in its own session, so a controller's death leaves it and its calls up: callers wait
+        in the dialplan's hold-and-retry loop (huiyan/dialplan) for a controller to come back. Restarting
+        Asterisk here would drop every one of them. One that does not answer is stopped and started anew.
+        """
+        from huiyan.pbx.process import PbxError
+
+        pid = self.pbx.pid()  # only ever an Asterisk using our own config (see AsteriskProcess.pid)
+        if pid is None:
+            return False
+        try:
+            await self.pbx.wait_ready(timeout=10)
+        except PbxError as e:
+            log.warning("our Asterisk (pid %s) is running but not ready (%s): restarting it", pid, e)
+            await asyncio.to_thread(self.pbx.stop)
+            return False
+        for name in changed:  # the configuration may have changed while no controller ran
+            cmd = RELOADS.get(name)
+            if cmd:
+                await asyncio.to_thread(self.pbx.rx, cmd)
+        log.info("adopted the running Asterisk (pid %s): its calls go on", pid)
+        return True
 
     async def _start_api(self) -> None:
         import uvicorn
@@ -187,6 +229,8 @@ class Controller:
             await self.agi.stop()
         if self.hotline is not None:
             await self.hotline.stop()
+        if self.rooms is not None:
+            await self.rooms.stop()
         if self.pbx is not None and self.manage_asterisk:
             await asyncio.to_thread(self.pbx.stop)
         if getattr(self, "engine", None) is not None:

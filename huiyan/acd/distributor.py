@@ -910,7 +910,7 @@ class Distributor:
         a.wrap_since = now
         wrap = a.wrapup if a.wrapup is not None else q.cfg.wrapup
         if wrap > 0:
-            a.wrap_until = now + wrap / 2
+            a.wrap_until = now + wrap
             a.wrap_token += 1
             self._timer(a.wrap_until, _T_WRAP, a, a.wrap_token)
             self._set_state(a, _WRAP_UP, now, "call-ended")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
-from huiyan.api import auth, devices, events, hotline_ops, organisations, queue_log, queues, users
+from huiyan.api import auth, devices, events, hotline_ops, organisations, queue_log, queues, rooms, users
 from huiyan.api import health as health_routes
 from huiyan.api.access import WebSocketDenied, access_rule, deny_websocket
 from huiyan.api.context import ApiContext, DirectoryHook, HealthCheck
@@ -79,6 +79,7 @@ def create_app(
         queues.router,
         queue_log.router,
         hotline_ops.router,
+        rooms.router,
         events.router,
     ):
         _document_access(router)

@@ -21,3 +21,5 @@ class EndpointSpec:
     display_name: str = ""
     max_contacts: int = 1
     language: str = "zh"
+    # Video streams the client takes at once; > 1 lets an SFU room send it everyone's video (huiyan.rooms).
+    max_video_streams: int = 1

@@ -174,18 +174,15 @@ def render_musiconhold_conf(r: RenderInput) -> str:
 
 
 def render_confbridge_conf(r: RenderInput) -> str:
-    return HEADER + "\n".join([
-        _section("general"),
-        # follow_talker: one video stream, the one who speaks; what SIP terminals and H.323-era rooms take.
-        _section("huiyan_bridge", type="bridge", video_mode="follow_talker", max_members=200,
-                 mixing_interval=20, internal_sample_rate="auto", language="zh"),
-        _section("huiyan_sfu", type="bridge", video_mode="sfu", max_members=50, language="zh"),
-        _section("huiyan_user", type="user", music_on_hold_when_empty="yes", dsp_drop_silence="yes",
-                 quiet="yes", announce_join_leave="no"),
-        _section("huiyan_moderator", type="user", admin="yes", marked="yes", quiet="yes"),
-        _section("huiyan_menu", type="menu", **{"*1": "toggle_mute", "*2": "admin_toggle_conference_lock",
-                                                 "*3": "admin_kick_last", "*4": "leave_conference"}),
-    ])
+    # Profiles and menus are the rooms' own decisions (huiyan.rooms.model): one bridge profile per video
+    # mode, one user profile and one DTMF menu per role. Written here only as config syntax.
+    from huiyan.rooms.model import BRIDGE_PROFILES, MENUS, USER_PROFILES
+
+    parts = [_section("general")]
+    parts += [_section(name, type="bridge", **opts) for name, opts in BRIDGE_PROFILES.values()]
+    parts += [_section(name, type="user", **opts) for name, opts in USER_PROFILES.values()]
+    parts += [_section(name, type="menu", **keys) for name, keys in MENUS.values()]
+    return HEADER + "\n".join(parts)
 
 
 def _endpoint_sections(e: EndpointSpec) -> str:
@@ -196,7 +193,8 @@ def _endpoint_sections(e: EndpointSpec) -> str:
     display = _safe(e.display_name or name, "display name").replace('"', "'")
     return "\n".join([
         _section(name, templates, auth=f"{name}-auth", aors=name, callerid=f'"{display}" <{name}>',
-                 language=_safe(e.language, "language")),
+                 language=_safe(e.language, "language"),
+                 max_video_streams=int(e.max_video_streams) if e.max_video_streams > 1 and not e.webrtc else None),
         _section(f"{name}-auth", type="auth", auth_type="userpass", username=name,
                  password=_safe(e.password, "password")),
         _section(name, type="aor", max_contacts=e.max_contacts, remove_existing="yes",

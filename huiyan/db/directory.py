@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 from huiyan.config.model import CallerClass, EndpointSpec
 from huiyan.db.models import STAFF_ROLES, Device, DeviceKind, User
 
+SOFTPHONE_VIDEO_STREAMS = 16
+
 
 def device_endpoint(device: Device) -> EndpointSpec:
     # A kiosk stands in a public hall: whoever uses it is a citizen and may only reach the services.
@@ -18,6 +20,9 @@ def device_endpoint(device: Device) -> EndpointSpec:
         caller_class=caller_class,
         webrtc=device.kind == DeviceKind.BROWSER,
         display_name=device.display_name,
+        # A SIP client that takes several video streams (an SFU room sends it one per participant); one
+        # that cannot declines the extra streams of the re-INVITE (RFC 3264) and still has its own.
+        max_video_streams=SOFTPHONE_VIDEO_STREAMS if device.kind == DeviceKind.SOFTPHONE else 1,
     )
 
 

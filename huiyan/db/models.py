@@ -419,3 +419,125 @@ class HotlineCall(Base):
 
     def __repr__(self) -> str:
         return f"<HotlineCall {self.id} {self.outcome} queue {self.queue_id}>"
+
+
+# ---- rooms (会议室): video meetings, and the rooms mediation, dispatch and education sessions run in ----
+
+
+class RoomKind(StrEnum):
+    """What a room is for. A mediation session or a dispatch meeting is a room plus its own line's data
+    (a table with a `room_id`), so every room shares joining, meeting control and recording."""
+
+    MEETING = "meeting"  # 视频会议
+    MEDIATION = "mediation"  # 远程调解
+    DISPATCH = "dispatch"  # 指挥调度
+    EDUCATION = "education"  # 社区矫正教育
+
+
+class VideoMode(StrEnum):
+    """How a room shares video (see `huiyan.rooms.model` for which endpoint sees what)."""
+
+    SFU = "sfu"  # every participant's stream to every multi-stream endpoint (browsers, capable SIP clients)
+    FOLLOW_TALKER = "follow_talker"  # one stream, the loudest talker's: what terminals and legacy rooms take
+    PRESENTER = "presenter"  # one stream, the presenter's (the chair until someone else is made presenter)
+
+
+class Room(Base):
+    """A conference room (会议室) with a number in the room plan (_6XXX). Permanent when it has no
+    schedule (a bureau's or department's own room), scheduled otherwise (open from `starts_at` to
+    `ends_at`). The number is also the ConfBridge conference name on the PBX."""
+
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[RoomKind] = mapped_column(_enum(RoomKind, "room_kind"), default=RoomKind.MEETING)
+    video_mode: Mapped[VideoMode] = mapped_column(_enum(VideoMode, "room_video_mode"), default=VideoMode.FOLLOW_TALKER)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    department: Mapped[str | None] = mapped_column(String(32), default=None)  # head, command, hotline...
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    pin: Mapped[str | None] = mapped_column(String(16), default=None)  # digits; None: no PIN for participants
+    moderator_pin: Mapped[str | None] = mapped_column(String(16), default=None)
+    max_participants: Mapped[int] = mapped_column(Integer, default=50)
+    record: Mapped[bool] = mapped_column(Boolean, default=False)  # record every session from its start
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)  # only moderators may join
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    moderators: Mapped[list[RoomModerator]] = relationship(
+        back_populates="room", cascade="all, delete-orphan", passive_deletes=True, order_by="RoomModerator.user_id"
+    )
+    invitees: Mapped[list[RoomInvitee]] = relationship(
+        back_populates="room", cascade="all, delete-orphan", passive_deletes=True, order_by="RoomInvitee.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Room {self.id} {self.number} {self.name} {self.kind} {self.video_mode}>"
+
+
+class RoomModerator(Base):
+    """A user who chairs a room: joins from their own devices without a PIN, as moderator."""
+
+    __tablename__ = "room_moderators"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+    room: Mapped[Room] = relationship(back_populates="moderators")
+    user: Mapped[User] = relationship()
+
+
+class RoomInvitee(Base):
+    """Someone invited to a room: an extension (joins without a PIN), a SIP URI or a phone number.
+    `POST /api/rooms/{id}/invitations/all` dials every invitee at once."""
+
+    __tablename__ = "room_invitees"
+    __table_args__ = (UniqueConstraint("room_id", "target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    moderator: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    room: Mapped[Room] = relationship(back_populates="invitees")
+
+
+class RoomSession(Base):
+    """One sitting of a room on a PBX node: from the first participant joining to the last leaving."""
+
+    __tablename__ = "room_sessions"
+    __table_args__ = (Index("ix_room_sessions_room_id_started_at", "room_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"))
+    node: Mapped[str] = mapped_column(String(64))
+    bridge_id: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    peak_participants: Mapped[int] = mapped_column(Integer, default=0)
+
+    def __repr__(self) -> str:
+        return f"<RoomSession {self.id} room {self.room_id} {self.started_at}>"
+
+
+class RoomRecording(Base):
+    """An audio recording of a room session (ConfBridge's mix); video recording is issue 5."""
+
+    __tablename__ = "room_recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"), index=True)
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("room_sessions.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    path: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"<RoomRecording {self.id} room {self.room_id} {self.path}>"

@@ -160,11 +160,8 @@ class AsteriskProcess:
             if self.proc is not None and self.proc.pid == pid:
                 if self.proc.poll() is not None:
                     return True
-            else:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return True
+            elif not _alive(pid):
+                return True
             time.sleep(0.05)
         return False
 
@@ -183,6 +180,23 @@ class AsteriskProcess:
         if not self.messages_log.exists():
             return []
         return [ln for ln in self.messages_log.read_text(errors="replace").splitlines() if " ERROR[" in ln]
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie. An Asterisk adopted from a previous controller is not our
+    child: once it exits nobody may reap it (a container's PID 1 often does not), and os.kill(pid, 0)
+    would go on succeeding on the zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 async def ami_login_probe(node: PbxNode, fully_booted: bool = False, timeout: float = 3.0) -> bool:

@@ -44,6 +44,17 @@ PROMPTS: dict[str, tuple[str, str]] = {
         "法律咨询请按一，法律援助请按二，调解受理请按三。",
         "For legal advice, press 1. For legal aid, press 2. For mediation, press 3.",
     ),
+    # Rooms (meetings, mediation sessions, dispatch): huiyan.rooms.flow
+    "room_pin": (
+        "请输入会议密码，以井号键结束。",
+        "Please enter the meeting PIN, followed by the hash key.",
+    ),
+    "room_joining": ("正在进入会议。", "You are joining the meeting."),
+    "room_locked": ("会议已锁定，暂时无法加入。", "The meeting is locked. You cannot join now."),
+    "room_full": ("会议人数已满，暂时无法加入。", "The meeting is full. You cannot join now."),
+    "room_closed": ("该会议当前不在开放时间。", "This meeting is not open at this time."),
+    "room_recorded": ("本次会议将被录音。", "This meeting will be recorded."),
+    "room_ended": ("会议已结束，再见。", "The meeting has ended. Goodbye."),
 }
 
 

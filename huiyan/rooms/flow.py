@@ -1,0 +1,119 @@
+"""The `room` FastAGI route: one coroutine per caller joining a room (dialled 6XXX, called in through the
+legacy trunk, or invited by dial-out).
+
+What a caller hears: a PIN prompt if the room has one and the caller is not known (a moderator user, an
+invited extension, a party we dialled); a wrong PIN gets "input not recognised" and the prompt again,
+three times, then goodbye and hang-up. Then "the meeting is locked" / "full" / "not open now" and
+hang-up if the caller may not join; otherwise "you are joining the meeting" (and "this meeting is
+recorded" when it is) and ConfBridge with the profiles of the room's video mode and the caller's role.
+When a moderator ends the meeting, everyone hears "the meeting has ended" before the hang-up.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from huiyan.agi.server import DONE_VARIABLE, AgiSession, Handler
+from huiyan.rooms.model import (
+    REFUSAL_PROMPTS,
+    Refusal,
+    Role,
+    RoomSpec,
+    admit,
+    check_pin,
+    known_role,
+    profiles,
+)
+from huiyan.rooms.service import RoomService
+
+PIN_TRIES = 3
+PIN_TIMEOUT_MS = 6000  # after the prompt, for each digit
+PIN_MAX_DIGITS = 12  # or # to finish
+
+
+async def _ask_pin(session: AgiSession, spec: RoomSpec) -> Role | None:
+    """The role the PIN gives, or None after three wrong (or silent) tries."""
+    for attempt in range(PIN_TRIES):
+        digits = await session.get_data(session.prompt("room_pin"), PIN_TIMEOUT_MS, PIN_MAX_DIGITS)
+        role = check_pin(spec, digits)
+        if role is not None:
+            return role
+        session.log.info("room %s: wrong PIN (try %d)", spec.number, attempt + 1)
+        await session.stream_file(session.prompt("invalid"))
+    return None
+
+
+def _sends_video(native: str | None) -> bool | None:
+    """CHANNEL(videonativeformat) is "(h264)", "(vp8|h264)" or "(nothing)"."""
+    if native is None:
+        return None
+    names = native.strip("()").strip()
+    return bool(names) and names != "nothing"
+
+
+async def _max_streams(session: AgiSession, endpoint: str | None) -> int:
+    if not endpoint:
+        return 1
+    try:
+        value = await session.get_variable(f"PJSIP_ENDPOINT({endpoint},max_video_streams)")
+        return max(1, int(value or 1))
+    except (ValueError, Exception):  # noqa: BLE001 - not a PJSIP channel, or no such field: one stream
+        return 1
+
+
+def room_route(service: RoomService) -> Handler:
+    async def room(session: AgiSession) -> None:
+        req = session.request
+        number = req.params.get("number") or req.extension
+        uid = req.uniqueid
+        caller = req.callerid or ""
+
+        async def refuse(reason: Refusal) -> None:
+            session.log.info("room %s: %s refused (%s)", number, caller or req.channel, reason.value)
+            service.refused(number, uid, reason, caller)
+            await session.stream_file(session.prompt(REFUSAL_PROMPTS[reason]))
+            await session.hangup()
+
+        spec = service.room_by_number(number)
+        invited_as = service.invitation_role(uid)
+        await session.answer()
+        if spec is None:
+            await refuse(Refusal.UNAVAILABLE)
+            return
+        endpoint = await session.get_variable("CHANNEL(endpoint)")
+        role = known_role(spec, extension=endpoint, invited_as=invited_as)
+        if role is None:
+            role = await _ask_pin(session, spec)
+            if role is None:
+                await refuse(Refusal.PIN)
+                return
+        state = service.state(number)
+        live_locked = state.locked
+        if role != Role.MODERATOR and state.live and not live_locked:
+            # A moderator may have locked the room from a keypad: ConfBridge reports no event for that.
+            live_locked = await session.get_variable(f"CONFBRIDGE_INFO(locked,{number})") == "1"
+        refusal = admit(spec, role, now=datetime.now(UTC), present=len(state.participants), live_locked=live_locked)
+        if refusal is not None:
+            await refuse(refusal)
+            return
+        sends_video = _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
+        service.expect(uid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
+                       invited=invited_as is not None)
+        await session.stream_file(session.prompt("room_joining"))
+        if spec.record:
+            await session.stream_file(session.prompt("room_recorded"))
+        # From here on the meeting no longer needs us: if the controller goes away, the caller stays in
+        # ConfBridge, and the dialplan must not run this route again when they leave.
+        await session.set_variable(DONE_VARIABLE, "1")
+        session.log.info("room %s: %s joins as %s", number, caller or req.channel, role.value)
+        await session.exec("ConfBridge", *profiles(spec.video_mode, role).confbridge_args(number))
+        result = await session.get_variable("CONFBRIDGE_RESULT")
+        if result == "KICKED" and number in service.ending:
+            await session.stream_file(session.prompt("room_ended"))
+        elif result == "FAILED":
+            # Locked or filled up between our check and the join.
+            await refuse(Refusal.LOCKED)
+            return
+        await session.hangup()
+
+    return room
