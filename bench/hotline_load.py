@@ -10,9 +10,10 @@ their own credentials) and the same callers (SIPp, bursts of calls) go through t
   app_queue  Queue() configured as close to ours as app_queue allows
   plain      a dialplan Dial to a free agent picked round-robin: the limit
 
-and the script measures, per call, the time from queue entry to the agent's INVITE (AMI DialBegin), and
-the CPU that Asterisk and the huiyan controller spent per call. Results are printed and written to
-BENCHMARKS.md ("Hotline distributor under SIPp load"); the method is written there too (see METHOD).
+and the script measures, per call, the time from queue entry to the agent's INVITE (Asterisk's own
+microsecond log of the agent leg being called; AMI event timestamps as a second opinion), and the CPU that
+Asterisk and the huiyan controller spent per call. Results are printed and written to BENCHMARKS.md
+("Hotline distributor under SIPp load"), with the method (see METHOD).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import platform
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +74,42 @@ def free_port() -> int:
         except OSError:
             continue
     raise RuntimeError("no free port")
+
+
+_media_next = [30000 + (os.getpid() % 170) * 16]
+
+
+def free_media_port() -> int:
+    """A base port for SIPp's media (audio X, X+1, video X+2, X+3), all four free, in 30000-32767: below
+    the kernel's ephemeral range (where free_port() and other tests' Asterisks take theirs) and above the
+    RTP range this benchmark gives Asterisk, so no one takes a SIPp media port from under it."""
+    for _ in range(700):
+        base = _media_next[0]
+        _media_next[0] = base + 4 if base + 8 < 32768 else 30000
+        socks = []
+        try:
+            for p in range(base, base + 4):
+                sk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sk)
+                sk.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise RuntimeError("no free media ports in 30000-32767")
+
+
+def busy_cpu() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # everything but idle and iowait
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def proc_cpu(pid: int) -> float:
@@ -137,7 +173,7 @@ class Running:
 @dataclass
 class Row:
     kind: str
-    ts: float  # Asterisk's own AMI Timestamp (timestampevents=yes); for our bus events: time.time()
+    ts: float  # Asterisk's own AMI Timestamp (timestampevents=yes); our bus events: their time, wall clock
     f: dict[str, str]
 
 
@@ -151,10 +187,14 @@ class Recorder:
     no_timestamp: int = 0
     ami_events: int = 0  # every AMI event the controller received and published
 
-    def __call__(self, event: Any) -> None:
+    def __post_init__(self) -> None:
         from huiyan.hotline.service import HotlineEvent
         from huiyan.pbx.events import AmiEvent
 
+        self._types = (HotlineEvent, AmiEvent)
+
+    def __call__(self, event: Any) -> None:
+        HotlineEvent, AmiEvent = self._types  # noqa: N806
         if isinstance(event, HotlineEvent):
             if event.kind in ("CallQueued", "CallOffered"):
                 # event.at is the distributor's own time of the decision (monotonic + the offset taken at
@@ -206,6 +246,9 @@ class LogCall:
     dial: float | None = None  # the Dial application starts (plain: dialplan; ours: AGI EXEC)
     called: float | None = None  # "Called PJSIP/agent": the agent leg was created and ast_call()ed
     please_wait: bool = False
+    moh_on: float | None = None  # ours: the AGI commands between the offer and Dial, as Asterisk ran them
+    moh_off: float | None = None
+    mixmonitor: float | None = None
 
 
 def read_log(path: Path, offset: int) -> dict[str, LogCall]:
@@ -231,6 +274,12 @@ def read_log(path: Path, offset: int) -> dict[str, LogCall]:
                 c.dial = when
         elif msg.startswith("AGI Script Executing Application: (Dial)") and c.dial is None:
             c.dial = when
+        elif msg.startswith("AGI Script Executing Application: (MixMonitor)") and c.mixmonitor is None:
+            c.mixmonitor = when
+        elif msg.startswith("Started music on hold") and c.moh_on is None:
+            c.moh_on = when
+        elif msg.startswith("Stopped music on hold") and c.moh_off is None:
+            c.moh_off = when
         elif msg.startswith("Called ") and c.called is None:
             c.called = when
         elif "please_wait" in msg and msg.startswith("<"):
@@ -275,11 +324,12 @@ class Bench:
 
 def make_settings(data: Path) -> Settings:
     root = Path(os.environ.get("HUIYAN_ASTERISK_ROOT", REPO / "var" / "asterisk-root"))
-    rtp = free_port() // 2 * 2
-    rtp = min(rtp, 60000)
+    # RTP in 20000-29999: clear of huiyan's default 10000-20000, of the ephemeral ports other tests' Asterisks
+    # use, and of the SIPp media ports (free_media_port)
+    rtp = 20000 + (os.getpid() % 4000) * 2
     s = Settings(data_dir=data, asterisk_root=root, sip_port=free_port(), http_port=free_port(),
                  ami_port=free_port(), agi_port=free_port(), api_port=free_port(), rtp_start=rtp,
-                 rtp_end=rtp + 4000, database_url=None)
+                 rtp_end=rtp + 2000, database_url=None)
     s.services[NUMBERS["ours"]] = "hotline"
     return s
 
@@ -388,7 +438,9 @@ def wait_for(pred: Any, timeout: float, what: str, step: float = 0.05) -> Any:
     raise RuntimeError(f"{what}: not within {timeout:.0f} s")
 
 
-def setup(args: argparse.Namespace, data: Path) -> Bench:
+def setup(args: argparse.Namespace, data: Path, started: dict[str, Any]) -> Bench:
+    """Everything before the first call. What it starts goes into `started` at once, so that the caller
+    can stop it even when a later step fails."""
     from huiyan.prompts import prompt_path
     from huiyan.setup import run_setup
 
@@ -398,7 +450,7 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
     run_setup(settings, None, host_packages=False)
     queue_id, agents = seed_db(settings, args.agents, args.ring)
 
-    run = Running(settings)
+    run = started["run"] = Running(settings)
     rec = Recorder()
     run.ctl.bus.on(rec)
     run.call(run.ctl.start(), timeout=120)
@@ -447,9 +499,9 @@ def setup(args: argparse.Namespace, data: Path) -> Bench:
             raise RuntimeError(f"agent {ext} could not register: see {workdir}/register-{ext}.*")
     bench = Bench(run, rec, workdir, agents, queue_id, agent_port, sum(wav_seconds(p) for p in prompt_files),
                   wav_seconds(prompt_path(sounds, "please_wait", "zh")))
-    bench.agent_proc = sipp([target, "-sf", str(BENCH / "hotline_agent.xml"), "-i", "127.0.0.1",
-                             "-p", str(agent_port), "-mp", str(free_port()), "-d", str(args.answer_ms), "-aa"],
-                            workdir, "agents")
+    bench.agent_proc = started["agents"] = sipp(
+        [target, "-sf", str(BENCH / "hotline_agent.xml"), "-i", "127.0.0.1", "-p", str(agent_port),
+         "-mp", str(free_media_port()), "-d", str(args.answer_ms), "-aa"], workdir, "agents")
     time.sleep(0.3)
     for e in exts:  # a qualify that hit the gap between the two SIPp processes must not leave it Unavailable
         run.cli(f"pjsip qualify {e}")
@@ -484,6 +536,8 @@ class Result:
     double_rung: int
     please_wait: int
     ami_events: int = 0
+    others_cpu: float = 0.0  # CPU the rest of the machine (not Asterisk, controller, our SIPp) used meanwhile
+    segments: int = 1
     breakdown: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -502,7 +556,7 @@ def place_calls(b: Bench, args: argparse.Namespace, mode: str, calls: int, burst
             time.sleep(delay)
         procs.append(sipp([target, "-sf", str(BENCH / "hotline_caller.xml"), "-s", NUMBERS[mode],
                            "-m", str(n), "-l", str(n), "-r", "1000", "-rp", "1000", "-i", "127.0.0.1",
-                           "-p", str(free_port()), "-mp", str(free_port()), "-d", str(hold_ms),
+                           "-p", str(free_port()), "-mp", str(free_media_port()), "-d", str(hold_ms),
                            "-timeout", f"{int(hold_ms / 1000 + 60)}s", "-timeout_error"],
                           b.workdir, f"{tag}-{mode}-{i:03d}"))
         sent += n
@@ -516,20 +570,47 @@ def drain(b: Bench) -> None:
     time.sleep(0.3)
 
 
-def run_mode(b: Bench, args: argparse.Namespace, mode: str) -> Result:
+def run_mode(b: Bench, args: argparse.Namespace, mode: str, calls: int, tag: str) -> Result:
     b.rec.take()
     log = b.run.settings.pbx_dir / "log" / "full.log"
     offset = log.stat().st_size
     pid = b.run.ctl.pbx.pid()
     e0 = b.rec.ami_events
+    m0, k0, d0 = busy_cpu(), children_cpu(), time.thread_time()
     a0, c0, t0 = proc_cpu(pid), controller_cpu(), time.monotonic()
-    failed = place_calls(b, args, mode, args.calls, args.burst, "run")
+    failed = place_calls(b, args, mode, calls, args.burst, tag)
     drain(b)
     a1, c1, t1 = proc_cpu(pid), controller_cpu(), time.monotonic()
+    m1, k1, d1 = busy_cpu(), children_cpu(), time.thread_time()
     rows = b.rec.take()
-    res = analyse(mode, rows, read_log(log, offset), args.calls, failed, a1 - a0, c1 - c0, t1 - t0)
+    res = analyse(mode, rows, read_log(log, offset), calls, failed, a1 - a0, c1 - c0, t1 - t0)
     res.ami_events = b.rec.ami_events - e0
+    res.others_cpu = max(0.0, (m1 - m0) - (a1 - a0) - (c1 - c0) - (k1 - k0) - (d1 - d0))
     return res
+
+
+def merge(a: Result, r: Result) -> Result:
+    """Pool two runs of one path (rounds)."""
+    bd = {k: a.breakdown.get(k, []) + r.breakdown.get(k, []) for k in {**a.breakdown, **r.breakdown}}
+    return Result(a.mode, a.calls + r.calls, a.lat + r.lat, a.lat_ami + r.lat_ami, a.answered + r.answered,
+                  a.sipp_failed + r.sipp_failed, a.ast_cpu + r.ast_cpu, a.ctl_cpu + r.ctl_cpu,
+                  a.seconds + r.seconds, a.double_rung + r.double_rung, a.please_wait + r.please_wait,
+                  a.ami_events + r.ami_events, a.others_cpu + r.others_cpu, a.segments + r.segments, bd)
+
+
+def plan(modes: list[str], calls: int, burst: int, rounds: int) -> list[tuple[str, int]]:
+    """(path, calls) segments: rounds alternate direction (A B C C B A ...) so that a drift in the machine's
+    background load weighs on every path alike; each path's calls are split over the rounds in bursts."""
+    bursts = math.ceil(calls / burst)
+    out = []
+    for r in range(rounds):
+        order = modes if r % 2 == 0 else list(reversed(modes))
+        share = bursts // rounds + (1 if r < bursts % rounds else 0)
+        for m in order:
+            n = min(share * burst, calls - sum(c for mm, c in out if mm == m))
+            if n > 0:
+                out.append((m, n))
+    return out
 
 
 def analyse(mode: str, rows: list[Row], logged: dict[str, LogCall], calls: int, failed: int, ast: float,
@@ -579,17 +660,28 @@ def analyse(mode: str, rows: list[Row], logged: dict[str, LogCall], calls: int, 
     breakdown: dict[str, list[float]] = {}
     if mode == "ours":
         q, o = py["CallQueued"], py["CallOffered"]
-        steps: dict[str, list[float]] = {"distributor: enqueue → offer": [],
-                                         "flow: offer → Dial starts (AGI: music off, MixMonitor, EXEC Dial)": [],
-                                         "Asterisk: Dial starts → agent called": []}
+        steps: dict[str, list[float]] = {}
+
+        def step(name: str, a: float | None, z: float | None) -> None:
+            if a is not None and z is not None:
+                steps.setdefault(name, []).append(z - a)
+
         for c in mine:
-            uid = chan_uid.get(c.channel)
-            if uid in q:
-                lat.append(c.called - q[uid])
-                if uid in o and c.dial is not None:
-                    steps["distributor: enqueue → offer"].append(o[uid] - q[uid])
-                    steps["flow: offer → Dial starts (AGI: music off, MixMonitor, EXEC Dial)"].append(c.dial - o[uid])
-                    steps["Asterisk: Dial starts → agent called"].append(c.called - c.dial)
+            uid = chan_uid.get(c.channel, "")
+            if uid not in q:
+                continue
+            lat.append(c.called - q[uid])
+            offered = o.get(uid)
+            step("distributor: enqueue → offer", q[uid], offered)
+            if None not in (c.moh_on, c.moh_off, c.mixmonitor) and offered is not None \
+                    and c.moh_on < c.moh_off < c.mixmonitor < (c.dial or 0):
+                step("AGI round trip: SET MUSIC ON (offer → music on)", offered, c.moh_on)
+                step("AGI round trip: SET MUSIC OFF", c.moh_on, c.moh_off)
+                step("AGI round trip: EXEC MixMonitor", c.moh_off, c.mixmonitor)
+                step("AGI round trip: EXEC Dial", c.mixmonitor, c.dial)
+            else:
+                step("flow: offer → Dial starts", offered, c.dial)
+            step("Asterisk: Dial starts → agent called", c.dial, c.called)
         breakdown = steps
     else:
         lat = [c.called - c.entry for c in mine if c.entry is not None]
@@ -649,7 +741,8 @@ def machine() -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    return f"{os.cpu_count()} cores ({cpu}), {mem} GB RAM, Linux {platform.release()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} GB RAM, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def table(results: dict[str, Result]) -> list[str]:
@@ -698,8 +791,10 @@ by SIPp with their own credentials, all with one SIPp port as contact (one SIPp 
 agent: rings, answers after {answer_ms} ms with PCMU + H.264). Callers are SIPp processes, one per burst:
 {burst} calls at once every {interval} s, {calls} calls per path, offering PCMU + H.264; each hangs up
 {talk} s after the agent answered, so every burst finds free agents (the latency is the distributor's
-reaction, not queueing). The three paths run one after another on the same Asterisk, after {warmup}
-unmeasured warm-up call(s) per path. Every caller first hears the same welcome + "this call is recorded"
+reaction, not queueing). The three paths take turns on the same Asterisk, each path's calls split over
+{rounds} round(s) run in alternating order (ours, app_queue, plain, then plain, app_queue, ours, ...) so
+that a change in the machine's background load weighs on all three alike, after {warmup} unmeasured
+warm-up call(s) per path. Every caller first hears the same welcome + "this call is recorded"
 prompts and every answered call is recorded (`MixMonitor(...,b)`), so the three paths do the same work
 apart from the distribution:
 - **ours**: the 12348 flow on a service number whose menu has one option (so no menu): FastAGI
@@ -765,11 +860,15 @@ def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace
     lines += ["", "AMI events the controller received per call: "
               + ", ".join(f"{m} {r.ami_events / max(r.calls, 1):.0f}" for m, r in results.items()) + "."]
     lines += ["", f"Idle CPU before the runs: Asterisk {idle[0] * 1000:.1f} ms/s, controller "
-                  f"{idle[1] * 1000:.1f} ms/s (included in the per-call figures, not subtracted); each run "
-                  f"lasted {', '.join(f'{m} {r.seconds:.0f} s' for m, r in results.items())}.", ""]
+                  f"{idle[1] * 1000:.1f} ms/s (included in the per-call figures, not subtracted). Each path ran "
+                  f"in {max(r.segments for r in results.values())} segment(s), in all "
+                  f"{', '.join(f'{m} {r.seconds:.0f} s' for m, r in results.items())}; meanwhile other processes "
+                  f"on the machine (not this benchmark's) used "
+                  f"{', '.join(f'{r.others_cpu / r.seconds * 100:.0f}%' for r in results.values())} of a core."
+                  , ""]
     lines.append(METHOD.format(asterisk=asterisk, agents=args.agents, answer_ms=args.answer_ms, burst=args.burst,
                                interval=args.interval, calls=args.calls, talk=args.talk, warmup=args.warmup,
-                               ring=args.ring))
+                               ring=args.ring, rounds=args.rounds))
     return "\n".join(lines) + "\n"
 
 
@@ -796,6 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answer-ms", type=int, default=200, help="agent phones answer after this long")
     ap.add_argument("--ring", type=int, default=15, help="ring timeout, seconds (all three paths)")
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured calls per path first")
+    ap.add_argument("--rounds", type=int, default=2, help="split each path's calls over rounds run A B C C B A ...")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     ap.add_argument("--profile", action="store_true",
@@ -816,11 +916,11 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([".venv/bin/python bench/hotline_load.py", *argv_shown]).strip()
 
     data = Path(tempfile.mkdtemp(prefix="huiyan-bench-"))
-    b: Bench | None = None
+    started: dict[str, Any] = {}
     results: dict[str, Result] = {}
     t_start = time.monotonic()
     try:
-        b = setup(args, data)
+        b = setup(args, data, started)
         asterisk = b.run.ctl.install.version if b.run.ctl.install else "?"
         print(f"setup: {time.monotonic() - t_start:.1f} s; {len(b.agents)} agents registered; "
               f"prompts before the agent rings: {b.prompt_seconds:.2f} s", flush=True)
@@ -829,12 +929,12 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
         idle = ((proc_cpu(pid) - a0) / 5, (controller_cpu() - c0) / 5)
         warm_up(b, args)
-        for m in modes:
-            t = time.monotonic()
-            r = run_mode(b, args, m)
-            results[m] = r
+        for i, (m, n) in enumerate(plan(modes, args.calls, args.burst, args.rounds)):
+            r = run_mode(b, args, m, n, f"run{i}")
+            results[m] = merge(results[m], r) if m in results else r
             print(f"{m:>9}: {len(r.lat)}/{r.calls} measured, p50 {ms(pct(r.lat, 50))} ms, p95 {ms(pct(r.lat, 95))} ms, "
-                  f"answered {r.answered}, {time.monotonic() - t:.0f} s", flush=True)
+                  f"answered {r.answered}, {r.seconds:.0f} s, other processes {r.others_cpu / r.seconds * 100:.0f}% "
+                  f"of a core", flush=True)
         if args.profile:
             profile_ours(b, args)
         if b.rec.no_timestamp:
@@ -848,11 +948,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"total {time.monotonic() - t_start:.0f} s")
         return 0
     finally:
-        if b is not None:
-            if b.agent_proc is not None:
-                b.agent_proc.terminate()
-                finish(b.agent_proc, 10)
-            b.run.stop()
+        if "agents" in started:
+            started["agents"].terminate()
+            finish(started["agents"], 10)
+        if "run" in started:
+            started["run"].stop()
         if args.keep:
             print(f"kept {data}", file=sys.stderr)
         else:

@@ -164,6 +164,8 @@ class Controller:
         in the dialplan's hold-and-retry loop (huiyan/dialplan) for a controller to come back. Restarting
         Asterisk here would drop every one of them. One that does not answer is stopped and started anew.
         """
+        import subprocess
+
         from huiyan.pbx.process import PbxError
 
         pid = self.pbx.pid()  # only ever an Asterisk using our own config (see AsteriskProcess.pid)
@@ -178,7 +180,10 @@ class Controller:
         for name in changed:  # the configuration may have changed while no controller ran
             cmd = RELOADS.get(name)
             if cmd:
-                await asyncio.to_thread(self.pbx.rx, cmd)
+                try:
+                    await asyncio.to_thread(self.pbx.rx, cmd)
+                except (PbxError, OSError, subprocess.TimeoutExpired) as e:  # keep the calls; say so
+                    log.warning("adopted Asterisk: %r failed (%s); %s stays as it was", cmd, e, name)
         log.info("adopted the running Asterisk (pid %s): its calls go on", pid)
         return True
 

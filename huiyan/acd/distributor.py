@@ -126,6 +126,9 @@ _SKILLS = Strategy.SKILLS
 _T_RING, _T_WRAP, _T_MAXWAIT, _T_RELAX = range(4)
 
 _by_tier = itemgetter(0)
+_INF = math.inf
+# agent states that count alike in the group counters: a change within one class touches no counter
+_CLASS = {_LOGGED_OUT: 0, _AVAILABLE: 1, _OFFERED: 2, _ON_CALL: 2, _WRAP_UP: 2, _PAUSED: 3}
 
 Profile = tuple[tuple[str, int], ...]  # sorted (skill, level) pairs: an agent's skills or a call's needs
 
@@ -172,7 +175,8 @@ class _CallGroup:
 
 class _Queue:
     __slots__ = (
-        "cfg", "id", "agent_groups", "call_groups", "elig", "n_available", "n_waiting", "n_ringing", "rr",
+        "cfg", "id", "steps", "agent_groups", "call_groups", "heads", "lines", "elig", "n_available", "n_waiting",
+        "n_ringing", "rr",
         "entered", "answered", "answered_within", "answer_wait_sum", "abandoned", "abandoned_after",
         "timed_out", "overflowed", "transferred", "refused", "handled", "handle_sum", "recent", "recent_sum",
     )  # fmt: skip
@@ -180,8 +184,13 @@ class _Queue:
     def __init__(self, cfg: QueueConfig, aht_window: int) -> None:
         self.cfg = cfg
         self.id = cfg.id
+        self.steps = cfg.relaxation
         self.agent_groups: dict[tuple[Profile, int], _AgentGroup] = {}
         self.call_groups: dict[tuple[Profile, int], _CallGroup] = {}
+        # non-empty call groups -> (-priority, arrived_at, seq, queue, group) of their head, for next_offers
+        self.heads: dict[_CallGroup, tuple[Any, ...]] = {}
+        # priority -> every waiting call of that priority, for exact positions in O(log m)
+        self.lines: dict[int, RankedSet] = {}
         # (requirement profile, relaxation delta) -> [(tier, agent group)] sorted by tier
         self.elig: dict[tuple[Profile, int], list[tuple[tuple[int, int], _AgentGroup]]] = {}
         self.n_available = 0
@@ -294,6 +303,7 @@ class Distributor:
             return
         old = q.cfg
         q.cfg = config
+        q.steps = config.relaxation
         q.elig.clear()
         if old.strategy != config.strategy:
             for g in q.agent_groups.values():
@@ -601,27 +611,24 @@ class Distributor:
             return []
         cands: list[tuple[Any, ...]] = []
         for q in dirty:
-            if q.n_available and q.n_waiting:
-                for g in q.call_groups.values():
-                    if g.keys:
-                        head = g.keys.first()
-                        cands.append((-g.priority, head[0], head[1], q, g))
+            if q.n_available and q.heads:
+                cands.extend(q.heads.values())
         dirty.clear()
         offers: list[Offer] = []
         if not cands:
             return offers
         heapify(cands)
         while cands:
-            q, g = cands[0][3], cands[0][4]
+            _, arrived_at, _, q, g = cands[0]
             if not q.n_available:
                 heappop(cands)
                 continue
-            c = g.keys.first()[2]
-            steps = q.cfg.relaxation
-            delta = self._relax_delta(steps, c.arrived_at, now) if steps else 0
+            steps = q.steps
+            delta = self._relax_delta(steps, arrived_at, now) if steps else 0
             able = q.elig.get((g.req, delta))
             if able is None:
                 able = self._eligible(q, g.req, delta)
+            c = g.keys.first()[2]
             if q.cfg.strategy is _RING_ALL:
                 entries = self._pick_all(able)
             else:
@@ -630,12 +637,12 @@ class Distributor:
             if not entries:  # the head is the most relaxed call of its group: nobody can take any of them
                 heappop(cands)
                 continue
-            offers.append(self._offer(c, g, entries, now))
-            if g.keys:
-                head = g.keys.first()
-                heapreplace(cands, (-g.priority, head[0], head[1], q, g))
-            else:
+            offers.append(self._offer(c, entries, now))
+            head = q.heads.get(g)
+            if head is None:
                 heappop(cands)
+            else:
+                heapreplace(cands, head)
         return offers
 
     def tick(self, now: float) -> list[Happening]:
@@ -686,7 +693,7 @@ class Distributor:
 
     def position(self, call_id: str) -> int:
         """1-based place among the queue's waiting calls (priority, then arrival); 0 if not waiting
-        (ringing an agent or connected). Exact; O(Pc log m)."""
+        (ringing an agent or connected). Exact; O(P + log m) for P priorities waiting in the queue."""
         c = self._call(call_id)
         return self._position(c) if c.state is _WAITING else 0
 
@@ -738,10 +745,7 @@ class Distributor:
         now = self._clock(now)
         queues: dict[str, QueueStats] = {}
         for q in self._queues.values():
-            longest = 0.0
-            for g in q.call_groups.values():
-                if g.keys:
-                    longest = max(longest, now - g.keys.first()[0])
+            longest = max((now - h[1] for h in q.heads.values()), default=0.0)
             denom = q.answered + q.abandoned_after
             queues[q.id] = QueueStats(
                 q.id, q.n_waiting, q.n_ringing, longest, q.entered, q.answered, q.answered_within,
@@ -769,6 +773,9 @@ class Distributor:
     # -- internals: lookups ----------------------------------------------------------------------------
 
     def _clock(self, now: float) -> float:
+        if now.__class__ is float and self._now <= now < _INF:  # the usual case, cheaply
+            self._now = now
+            return now
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise InvalidArgument(f"now must be a finite number, got {now!r}")
         now = float(now)
@@ -857,10 +864,13 @@ class Distributor:
 
     def _set_state(self, a: _Agent, new: AgentState, now: float, reason: str) -> None:
         old = a.state
-        self._count(a, -1)
         a.ver += 1  # every entry pushed before now is stale
-        a.state = new
-        self._count(a, +1)
+        if _CLASS[old] != _CLASS[new]:
+            self._count(a, -1)
+            a.state = new
+            self._count(a, +1)
+        else:
+            a.state = new
         if old is _LOGGED_OUT:
             a.login_at = now
         elif new is _LOGGED_OUT:
@@ -1081,6 +1091,39 @@ class Distributor:
         if step < len(steps):
             self._timer(c.arrived_at + steps[step][0], _T_RELAX, c, c.tver, step)
 
+    def _line_add(self, q: _Queue, c: _Call) -> None:
+        """Into its group and its priority's line (at its place by arrival, not necessarily the end)."""
+        key = c.key
+        g = self._call_group(q, c)
+        keys = g.keys
+        keys.add(key)
+        if keys.first() is key:
+            q.heads[g] = (-c.priority, key[0], key[1], q, g)
+        line = q.lines.get(c.priority)
+        if line is None:
+            line = q.lines[c.priority] = RankedSet()
+        line.add(key)
+        q.n_waiting += 1
+        c.state = _WAITING
+        self._dirty[q] = None
+
+    def _leave_line(self, c: _Call) -> None:
+        q = c.queue
+        key = c.key
+        g = q.call_groups[(c.req, c.priority)]
+        keys = g.keys
+        if keys.first() is key:
+            keys.pop_first()
+            if keys:
+                head = keys.first()
+                q.heads[g] = (-c.priority, head[0], head[1], q, g)
+            else:
+                del q.heads[g]
+        else:
+            keys.remove(key)
+        q.lines[c.priority].remove(key)
+        q.n_waiting -= 1
+
     def _enter(self, c: _Call, q: _Queue, now: float) -> int:
         """Put a call in line in ``q`` (new, or overflowed in); returns its position."""
         c.queue = q
@@ -1088,33 +1131,27 @@ class Distributor:
         c.tver += 1
         c.expired = False
         c.missed = None
-        c.state = _WAITING
-        self._call_group(q, c).keys.add(c.key)
-        q.n_waiting += 1
-        self._dirty[q] = None
+        self._line_add(q, c)
         self._call_timers(c, now)
         position = self._position(c)
         self._outbox.append(CallQueued(c.id, q.id, c.priority, position, now))
         return position
 
-    def _leave_line(self, c: _Call) -> None:
-        q = c.queue
-        q.call_groups[(c.req, c.priority)].keys.remove(c.key)
-        q.n_waiting -= 1
-
     def _position(self, c: _Call) -> int:
+        """1 + waiting calls of higher priority + earlier arrivals of the same priority: O(P + log m) for
+        P distinct priorities waiting in the queue."""
         position = 1
-        for g in c.queue.call_groups.values():
-            if g.priority > c.priority:
-                position += len(g.keys)
-            elif g.priority == c.priority and g.keys:
-                position += g.keys.rank(c.key)
+        mine = c.priority
+        for priority, line in c.queue.lines.items():
+            if priority > mine:
+                position += len(line)
+            elif priority == mine:
+                position += line.rank(c.key)
         return position
 
-    def _offer(self, c: _Call, g: _CallGroup, entries: list[tuple[Any, ...]], now: float) -> Offer:
+    def _offer(self, c: _Call, entries: list[tuple[Any, ...]], now: float) -> Offer:
         q = c.queue
-        g.keys.pop_first()  # c is the head of g
-        q.n_waiting -= 1
+        self._leave_line(c)  # c is the head of g: O(log m)
         q.n_ringing += 1
         c.state = _RINGING
         c.offer_ver += 1
@@ -1151,10 +1188,7 @@ class Distributor:
         if c.expired:
             self._expire(c, now, acts)
             return
-        c.state = _WAITING
-        self._call_group(q, c).keys.add(c.key)
-        q.n_waiting += 1
-        self._dirty[q] = None
+        self._line_add(q, c)
 
     def _cancel_offer(self, c: _Call, now: float, reason: str, acts: list[Happening]) -> None:
         """Stop ringing every agent of ``c``'s offer; they are available again. The call's new state is

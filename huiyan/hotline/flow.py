@@ -25,6 +25,11 @@ from huiyan.recordings import target as recording_target
 
 MENU_TRIES = 3
 MENU_TIMEOUT_MS = 5000
+# Dial fails at once on a phone that is not registered (CHANUNAVAIL), refuses (BUSY) or cannot be reached
+# (CONGESTION). With nobody else free the distributor offers the call to that same agent again straight
+# away: without a pause between two such Dials the call spins (hundreds of INVITEs/offers a second).
+INSTANT_FAILURES = frozenset({"CHANUNAVAIL", "BUSY", "CONGESTION"})
+REDIAL_AFTER_FAILURE_S = 2.0
 DIGITS = "0123456789*#"
 
 
@@ -124,6 +129,7 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
         await session.stream_file(session.prompt("please_wait"))
     await session.set_music(True)
     hangup = asyncio.ensure_future(session.wait_hangup())
+    failed: tuple[tuple[str, ...], float] | None = None  # agents whose Dial just failed at once, and when
     try:
         while True:
             get = asyncio.ensure_future(waiter.inbox.get())
@@ -147,6 +153,10 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
                 await session.hangup()
                 return False
             offer = item
+            if failed is not None and failed[0] == offer.agent_ids:
+                pause = failed[1] + REDIAL_AFTER_FAILURE_S - time.monotonic()
+                if pause > 0 and hangup in (await asyncio.wait({hangup}, timeout=pause))[0]:
+                    raise AgiHangup("caller hung up while waiting")
             left = service.offer_time_left(waiter, offer)
             # Dial must give up before the distributor's own deadline for this offer: otherwise the
             # distributor withdraws it and offers the call elsewhere while this agent still rings.
@@ -173,6 +183,7 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
                 # service.ended), not the agent's no-answer, which would count toward auto-pause.
                 raise AgiHangup("caller hung up while the agent's phone rang")
             session.log.info("offer to %s: %s", ",".join(offer.agent_ids), status or "no status")
+            failed = (offer.agent_ids, time.monotonic()) if status in INSTANT_FAILURES else None
             service.offer_result(waiter.call_id, offer.agent_ids, status)
             await session.set_music(True)
     finally:

@@ -393,7 +393,11 @@ class RoomState:
         self.participants[p.id] = p
         self.departed.pop(p.id, None)
         self.peak = max(self.peak, len(self.participants))
-        return [*changes, RoomChange("joined", p.view(self.mode, self.presenter))]
+        changes.append(RoomChange("joined", p.view(self.mode, self.presenter)))
+        if self.mode == VideoMode.PRESENTER and self.video_source == p.id:
+            # Asterisk made the chair the source (first_marked) before reporting the join.
+            changes += self.set_presenter(p.id)
+        return changes
 
     def leave(self, pid: str, at: float) -> list[RoomChange]:
         p = self.participants.pop(pid, None)
@@ -458,7 +462,7 @@ class RoomState:
         previous, self.presenter = self.presenter, pid
         return [RoomChange("presenter", {"id": pid, "previous": previous})]
 
-    def video_source(self, uniqueid: str) -> list[RoomChange]:
+    def source_changed(self, uniqueid: str) -> list[RoomChange]:
         """Asterisk's BridgeVideoSourceUpdate: who is the single source now (presenter modes)."""
         self.video_source = uniqueid or None
         if self.mode == VideoMode.FOLLOW_TALKER and self.presenter is None:

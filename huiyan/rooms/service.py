@@ -309,7 +309,7 @@ class RoomService:
         number = event.get("BridgeName")
         if event.get("BridgeCreator") != "ConfBridge" or number not in self.live:
             return
-        self._apply(number, self.state(number).video_source(event.get("BridgeVideoSource")))
+        self._apply(number, self.state(number).source_changed(event.get("BridgeVideoSource")))
 
     def _on_originate(self, event: Any) -> None:
         inv = self.invitations.get(event.get("Uniqueid"))

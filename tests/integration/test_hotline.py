@@ -520,3 +520,23 @@ def test_caller_keeps_waiting_when_the_only_agent_is_unreachable(hotline) -> Non
                                     ("offer", offline.user_id), ("noanswer", offline.user_id), ("abandon", None)]
     view = _svc(hl).acd.agent(offline.agent_id)
     assert (view.state.value, view.reason) == ("paused", "auto-pause")
+
+
+def test_unreachable_only_agent_without_auto_pause_is_retried_calmly(hotline) -> None:  # type: ignore[no-untyped-def]
+    """Auto-pause off: the distributor offers the call to the same unreachable agent again and again. The
+    caller's coroutine waits a moment between two Dials that failed at once, instead of spinning."""
+    from huiyan.hotline.flow import REDIAL_AFTER_FAILURE_S
+
+    hl = hotline(autopause_after=0)
+    offline = hl.add_agent()
+    hl.start(unregistered=(offline,))
+    caller = hl.caller(digits="1", hangup_after_ms=8000, number="13904310606", far_end_hangup=False)
+    _ok(caller.wait())  # waited with music until they gave up
+    call = hl.ended("13904310606")[0]
+    assert call.outcome.value == "abandoned"
+    events = _events(hl, call.id)
+    offers = [e for e, _ in events if e == "offer"]
+    # ~7 s in line: the first offer, one per pause, and the one pending when they hung up (spinning: ~2000)
+    assert 2 <= len(offers) <= 2 + 7 / REDIAL_AFTER_FAILURE_S, events
+    assert events[-1] == ("abandon", None)
+    assert _state(hl, offline) == "available"
