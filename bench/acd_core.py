@@ -282,9 +282,8 @@ def run(make: Callable[[], Acd], w: Workload, cycles: int) -> Run:
             call_id, agent_id = connected[i]
             connected[i] = connected[-1]
             connected.pop()
+            # the runtime's loop: after every operation, tick and ask for the offers due
             acd.call_ended(call_id, now)
-            cid, qid, prio, req, data = next(calls)  # and a new caller joins: the line stays as long
-            acd.enqueue(cid, qid, now, priority=prio, requires=req, data=data)
             acd.tick(now)
             t = clock()
             got = acd.next_offers(now)
@@ -293,6 +292,13 @@ def run(make: Callable[[], Acd], w: Workload, cycles: int) -> Run:
                 acd.answered(o.call_id, o.agent_ids[0], now)
                 connected.append((o.call_id, o.agent_ids[0]))
                 offers.append((o.call_id, o.agent_ids))
+            cid, qid, prio, req, data = next(calls)  # and a new caller joins: the line stays as long
+            acd.enqueue(cid, qid, now, priority=prio, requires=req, data=data)
+            acd.tick(now)
+            t = clock()
+            got = acd.next_offers(now)  # nobody is free: nothing to offer, but it must be asked
+            decide += clock() - t
+            assert not got
             acd.drain_events()
     finally:
         gc.enable()

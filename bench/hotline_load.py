@@ -845,6 +845,21 @@ def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace
             for step, vals in r.breakdown.items():
                 lines.append(f"| {step} | {ms(pct(vals, 50))} | {ms(pct(vals, 95))} |")
     ours = results.get("ours")
+    missed = any(tgt is not None and not v <= tgt for _, v, tgt in ratios(results))
+    agi = {k: v for k, v in (ours.breakdown if ours else {}).items() if k.startswith("AGI round trip")}
+    if ours is not None and missed and agi:
+        decide = pct(ours.breakdown.get("distributor: enqueue → offer", []), 50)
+        lines += ["", f"Likely cause (a reading of the breakdown above): the distributor itself decides in "
+                      f"{ms(decide)} ms; ours' time goes to the {len(agi)} FastAGI round trips the call flow makes "
+                      f"one after another between the offer and `Dial` (their p50s add up to "
+                      f"{ms(sum(pct(v, 50) for v in agi.values()))} ms of ours' {ms(pct(ours.lat, 50))} ms"
+                      + ("; music on hold is started and stopped again although the offer is already waiting"
+                         if any("MUSIC ON" in k for k in agi) else "") + "). The "
+                      f"controller serves them on the one event loop that also parses every AMI event "
+                      f"({ours.ami_events / max(ours.calls, 1):.0f} per call here), so during a burst of "
+                      f"{args.burst} calls each reply waits behind the others' commands and ~"
+                      f"{args.burst * ours.ami_events // max(ours.calls, 1)} events. app_queue and the plain Dial "
+                      f"decide inside Asterisk's own channel thread, with no round trip."]
     if ours is not None and b is not None:
         lines += ["", f"Ours played \"please wait\" ({b.please_wait_seconds * 1000:.0f} ms, before ringing) to "
                       f"{ours.please_wait} of {ours.calls} callers (it does so only when no agent was offered at "

@@ -45,6 +45,14 @@ def render_from_db(
     return write_files(render_all(r), settings.pbx_dir / "etc")
 
 
+# The AMI events the controller consumes (tracker, hotline, rooms, spy, transfers, presence, health).
+CONTROLLER_EVENTS: tuple[str, ...] = (
+    "FullyBooted", "Shutdown", "Newchannel", "Newstate", "Hangup", "NewCallerid", "NewConnectedLine", "Rename",
+    "DialBegin", "DialEnd", "Bridge[A-Za-z]*", "Confbridge[A-Za-z]*", "ChanSpyStart", "ChanSpyStop",
+    "AttendedTransfer", "BlindTransfer", "OriginateResponse", "MixMonitorStart", "MixMonitorStop",
+    "ContactStatus", "DeviceStateChange", "PeerStatus", "Registry",
+)
+
 # What to reload on the running Asterisk when a rendered file changed.
 RELOADS: dict[str, str] = {
     "pjsip.conf": "module reload res_pjsip.so",
@@ -129,7 +137,7 @@ class Controller:
         if self.manage_asterisk and not await self._adopt_asterisk(changed):
             self.pbx.start()
             await self.pbx.wait_ready()
-        self.ami = AmiClient(self.node, self.bus)
+        self.ami = AmiClient(self.node, self.bus, events=None if s.ami_all_events else CONTROLLER_EVENTS)
         self.tracker = ChannelTracker(self.ami)
         await self.ami.connect()
 

@@ -127,8 +127,11 @@ _T_RING, _T_WRAP, _T_MAXWAIT, _T_RELAX = range(4)
 
 _by_tier = itemgetter(0)
 _INF = math.inf
-# agent states that count alike in the group counters: a change within one class touches no counter
-_CLASS = {_LOGGED_OUT: 0, _AVAILABLE: 1, _OFFERED: 2, _ON_CALL: 2, _WRAP_UP: 2, _PAUSED: 3}
+# how an agent in each state counts in its groups: (logged in, active = not paused, available)
+_COUNTS = {
+    _LOGGED_OUT: (0, 0, 0), _AVAILABLE: (1, 1, 1), _OFFERED: (1, 1, 0), _ON_CALL: (1, 1, 0), _WRAP_UP: (1, 1, 0),
+    _PAUSED: (1, 0, 0),
+}  # fmt: skip
 
 Profile = tuple[tuple[str, int], ...]  # sorted (skill, level) pairs: an agent's skills or a call's needs
 
@@ -151,11 +154,12 @@ class _AgentGroup:
 
     ``heap`` holds (key1, key2, agent_id, version, agent) for available agents, possibly stale."""
 
-    __slots__ = ("skills", "penalty", "heap", "live", "n_in", "n_active")
+    __slots__ = ("skills", "penalty", "heap", "live", "n_in", "n_active", "can")
 
     def __init__(self, skills: dict[str, int], penalty: int) -> None:
         self.skills = skills
         self.penalty = penalty
+        self.can: dict[int, bool] = {}  # requirement key (see _req_key) -> able; skills never change
         self.heap: list[tuple[Any, ...]] = []
         self.live = 0  # available agents (valid heap entries)
         self.n_in = 0  # logged in
@@ -165,10 +169,11 @@ class _AgentGroup:
 class _CallGroup:
     """A queue's waiting calls with one requirement profile and priority, in arrival order."""
 
-    __slots__ = ("req", "priority", "keys")
+    __slots__ = ("req", "rid", "priority", "keys")
 
-    def __init__(self, req: Profile, priority: int) -> None:
+    def __init__(self, req: Profile, rid: int, priority: int) -> None:
         self.req = req
+        self.rid = rid
         self.priority = priority
         self.keys = RankedSet()  # (arrived_at, seq, call)
 
@@ -191,8 +196,8 @@ class _Queue:
         self.heads: dict[_CallGroup, tuple[Any, ...]] = {}
         # priority -> every waiting call of that priority, for exact positions in O(log m)
         self.lines: dict[int, RankedSet] = {}
-        # (requirement profile, relaxation delta) -> [(tier, agent group)] sorted by tier
-        self.elig: dict[tuple[Profile, int], list[tuple[tuple[int, int], _AgentGroup]]] = {}
+        # requirement key (see _req_key) -> [(tier, agent group)] sorted by tier
+        self.elig: dict[int, list[tuple[tuple[int, int], _AgentGroup]]] = {}
         self.n_available = 0
         self.n_waiting = 0
         self.n_ringing = 0
@@ -238,17 +243,18 @@ class _Agent:
 
 class _Call:
     __slots__ = (
-        "id", "queue", "priority", "req", "data", "arrived_at", "seq", "key", "entered_at", "state", "tver",
+        "id", "queue", "priority", "req", "rid", "data", "arrived_at", "seq", "key", "entered_at", "state", "tver",
         "offer_agents", "offer_ver", "missed", "expired", "agent", "answered_at",
     )  # fmt: skip
 
     def __init__(
-        self, call_id: str, priority: int, req: Profile, data: dict[str, Any], arrived_at: float, seq: int
+        self, call_id: str, priority: int, req: Profile, rid: int, data: dict[str, Any], arrived_at: float, seq: int
     ) -> None:
         self.id = call_id
         self.queue: _Queue
         self.priority = priority
         self.req = req
+        self.rid = rid
         self.data = data
         self.arrived_at = arrived_at
         self.seq = seq
@@ -283,10 +289,14 @@ class Distributor:
         self._timers: list[tuple[Any, ...]] = []
         self._timer_seq = count()
         self._call_seq = count()
-        self._dirty: dict[_Queue, None] = {}  # queues where a new (call, agent) match may exist
+        # What changed since the last next_offers: only these can make a new (call, agent) match.
+        self._fresh_agents: list[_Agent] = []  # became available
+        self._fresh_calls: list[_Call] = []  # entered a line (new, requeued, overflowed in)
+        self._dirty: dict[_Queue, None] = {}  # anything else: relaxation step, new settings
         self._outbox: list[AcdEvent] = []
         self._now = -math.inf
         self._profiles: dict[Profile, Profile] = {}  # interned, so equal profiles share one tuple
+        self._rids: dict[Profile, int] = {}  # requirement profile -> small int, for cheap cache keys
 
     # -- configuration ---------------------------------------------------------------------------------
 
@@ -462,6 +472,9 @@ class Distributor:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidArgument(f"call {call_id}: priority must be an integer, got {priority!r}")
         req = self._intern(tuple(sorted(check_skills(requires, f"call {call_id} requires").items())))
+        rid = self._rids.get(req)
+        if rid is None:
+            rid = self._rids[req] = len(self._rids)
         if arrived_at is None:
             arrived = now
         else:
@@ -473,7 +486,7 @@ class Distributor:
         policy = q.cfg.join_empty
         if policy is not JoinEmpty.JOIN:
             steps = q.cfg.relaxation
-            able = self._eligible(q, req, steps[-1][1] if steps else 0)
+            able = self._eligible(q, req, rid, steps[-1][1] if steps else 0)
             if policy is JoinEmpty.REFUSE_NO_AGENTS:
                 ok, reason = any(g.n_in for _, g in able), "no-agents"
             else:
@@ -482,7 +495,7 @@ class Distributor:
                 q.refused += 1
                 self._outbox.append(CallRefused(call_id, q.id, reason, now))
                 return EnqueueResult(False, None, reason)
-        c = _Call(call_id, priority, req, dict(data) if data else {}, arrived, next(self._call_seq))
+        c = _Call(call_id, priority, req, rid, dict(data) if data else {}, arrived, next(self._call_seq))
         self._calls[call_id] = c
         q.entered += 1
         position = self._enter(c, q, now)
@@ -606,9 +619,24 @@ class Distributor:
         call (priority, then arrival, across queues) gets its queue strategy's choice of agent(s).
         Afterwards no waiting call has an able available agent. See the module docstring for the cost."""
         now = self._clock(now)
-        dirty = self._dirty
-        if not dirty:
-            return []
+        agents, calls, dirty = self._fresh_agents, self._fresh_calls, self._dirty
+        if not dirty:  # one change since the last call (the runtime's usual case): a direct answer
+            if not calls:
+                if not agents:
+                    return []
+                if len(agents) == 1:
+                    self._fresh_agents = []
+                    return self._offers_for_agent(agents[0], now)
+            elif not agents and len(calls) == 1:
+                self._fresh_calls = []
+                return self._offers_for_call(calls[0], now)
+        for a in agents:
+            for m in a.members.values():
+                dirty[m.queue] = None
+        for c in calls:
+            dirty[c.queue] = None
+        self._fresh_agents = []
+        self._fresh_calls = []
         cands: list[tuple[Any, ...]] = []
         for q in dirty:
             if q.n_available and q.heads:
@@ -625,9 +653,9 @@ class Distributor:
                 continue
             steps = q.steps
             delta = self._relax_delta(steps, arrived_at, now) if steps else 0
-            able = q.elig.get((g.req, delta))
+            able = q.elig.get(g.rid * 16 + delta)
             if able is None:
-                able = self._eligible(q, g.req, delta)
+                able = self._eligible(q, g.req, g.rid, delta)
             c = g.keys.first()[2]
             if q.cfg.strategy is _RING_ALL:
                 entries = self._pick_all(able)
@@ -669,7 +697,9 @@ class Distributor:
                 else:  # _T_RELAX
                     q = obj.queue
                     self._outbox.append(CallRelaxed(obj.id, q.id, q.cfg.relaxation[extra][1], now))
-                    self._dirty[q] = None
+                    # only a group's head matters: the others are less relaxed than it, with the same needs
+                    if obj.state is _WAITING and q.call_groups[(obj.req, obj.priority)].keys.first() is obj.key:
+                        self._fresh_calls.append(obj)
                     self._relax_timer(obj, extra + 1)
         return acts
 
@@ -824,7 +854,7 @@ class Distributor:
         key = (c.req, c.priority)
         g = q.call_groups.get(key)
         if g is None:
-            g = q.call_groups[key] = _CallGroup(c.req, c.priority)
+            g = q.call_groups[key] = _CallGroup(c.req, c.rid, c.priority)
         return g
 
     # -- internals: agents -----------------------------------------------------------------------------
@@ -839,38 +869,40 @@ class Distributor:
         return (a.idle_since, 0.0, a.id, a.ver, a)
 
     def _count(self, a: _Agent, sign: int) -> None:
-        """Add (sign=+1) or remove (-1) the agent's state in the counters and heaps of its groups."""
-        state = a.state
-        if state is _LOGGED_OUT:
-            return
-        active = state is not _PAUSED
-        available = state is _AVAILABLE
+        """Add (sign=+1) or remove (-1) the agent's current state in its groups' counters and heaps."""
+        n_in, n_active, live = _COUNTS[a.state]
+        self._recount(a, sign * n_in, sign * n_active, sign * live)
+
+    def _recount(self, a: _Agent, d_in: int, d_active: int, d_live: int) -> None:
+        """Apply counter changes to each of the agent's groups; on becoming available (d_live > 0), push
+        a fresh heap entry per queue. O(k log n) for an agent in k queues."""
         for m in a.members.values():
             g = m.group
-            g.n_in += sign
-            if active:
-                g.n_active += sign
-            if available:
-                g.live += sign
-                q = m.queue
-                q.n_available += sign
-                if sign > 0:
+            if d_in:
+                g.n_in += d_in
+            if d_active:
+                g.n_active += d_active
+            if d_live:
+                g.live += d_live
+                m.queue.n_available += d_live
+                if d_live > 0:
                     heap = g.heap
                     heappush(heap, self._entry(a, m))
                     if len(heap) > 2 * g.live + 16:  # mostly stale entries: rebuild, amortised O(1)
                         heap = g.heap = [e for e in heap if e[4].ver == e[3]]
                         heapify(heap)
-                    self._dirty[q] = None
+        if d_live > 0:
+            self._fresh_agents.append(a)
 
     def _set_state(self, a: _Agent, new: AgentState, now: float, reason: str) -> None:
         old = a.state
         a.ver += 1  # every entry pushed before now is stale
-        if _CLASS[old] != _CLASS[new]:
-            self._count(a, -1)
-            a.state = new
-            self._count(a, +1)
-        else:
-            a.state = new
+        a.state = new
+        if old is not new:
+            o_in, o_active, o_live = _COUNTS[old]
+            n_in, n_active, n_live = _COUNTS[new]
+            if o_in != n_in or o_active != n_active or o_live != n_live:
+                self._recount(a, n_in - o_in, n_active - o_active, n_live - o_live)
         if old is _LOGGED_OUT:
             a.login_at = now
         elif new is _LOGGED_OUT:
@@ -960,11 +992,81 @@ class Distributor:
 
     # -- internals: choosing agents --------------------------------------------------------------------
 
-    def _eligible(self, q: _Queue, req: Profile, delta: int) -> list[tuple[tuple[int, int], _AgentGroup]]:
+    def _offers_for_agent(self, a: _Agent, now: float) -> list[Offer]:
+        """Only ``a`` became available since the last decision, so every other available agent is one no
+        waiting caller can use: the first caller (priority, arrival) that ``a`` can serve is the only
+        possible offer. O(Pc) over the heads of the call groups of a's queues, no heap."""
+        if a.state is not _AVAILABLE:
+            return []
+        best: tuple[Any, ...] | None = None
+        for m in a.members.values():
+            q = m.queue
+            if not q.n_waiting:
+                continue
+            can = m.group.can
+            steps = q.steps
+            for head in q.heads.values():
+                if best is not None and head >= best:  # (-priority, arrival, seq, ...): seq is unique
+                    continue
+                g = head[4]
+                delta = 0
+                if steps:  # _relax_delta, inlined: this loop is the hot path
+                    arrived_at = head[1]
+                    for after, step_delta in steps:
+                        if arrived_at + after > now:
+                            break
+                        delta = step_delta if step_delta < 9 else 9
+                key = g.rid * 16 + delta
+                able = can.get(key)
+                if able is None:
+                    able = can[key] = self._can(m.group.skills, g.req, delta)
+                if able:
+                    best = head
+        if best is None:
+            return []
+        return self._offers_for_head(best[3], best[4], now)
+
+    def _offers_for_call(self, c: _Call, now: float) -> list[Offer]:
+        """Only ``c`` entered a line since the last decision: it is the only caller who may now find an
+        agent, and only if it heads its group (an older caller with the same needs found nobody)."""
+        if c.state is not _WAITING:
+            return []
+        q = c.queue
+        if not q.n_available:
+            return []
+        g = q.call_groups[(c.req, c.priority)]
+        if g.keys.first()[2] is not c:
+            return []
+        return self._offers_for_head(q, g, now)
+
+    def _offers_for_head(self, q: _Queue, g: _CallGroup, now: float) -> list[Offer]:
+        c = g.keys.first()[2]
+        steps = q.steps
+        delta = self._relax_delta(steps, c.arrived_at, now) if steps else 0
+        able = q.elig.get(g.rid * 16 + delta)
+        if able is None:
+            able = self._eligible(q, g.req, g.rid, delta)
+        if q.cfg.strategy is _RING_ALL:
+            entries = self._pick_all(able)
+        else:
+            entry = self._pick_one(able, c.missed)
+            entries = [entry] if entry is not None else None
+        return [self._offer(c, entries, now)] if entries else []
+
+    @staticmethod
+    def _can(skills: dict[str, int], req: Profile, delta: int) -> bool:
+        for name, level in req:
+            if skills.get(name, 0) < max(1, level - delta):
+                return False
+        return True
+
+    def _eligible(
+        self, q: _Queue, req: Profile, rid: int, delta: int
+    ) -> list[tuple[tuple[int, int], _AgentGroup]]:
         """The queue's agent groups able to take a call needing ``req`` relaxed by ``delta``, best tier
         first. Tier: (penalty, -summed level of the required skills) for skills, (penalty, 0) otherwise.
         O(Pa * |req|), cached per (req, delta) until a new agent group appears in the queue."""
-        key = (req, delta)
+        key = rid * 16 + delta
         able = q.elig.get(key)
         if able is not None:
             return able
@@ -985,12 +1087,13 @@ class Distributor:
 
     @staticmethod
     def _relax_delta(steps: tuple[tuple[float, int], ...], arrived_at: float, now: float) -> int:
+        """The relaxation in force; capped at 9, beyond which every required level is 1 anyway."""
         delta = 0
         for after, step_delta in steps:  # compared as arrived_at + after, exactly as the timer is set
             if arrived_at + after > now:
                 break
             delta = step_delta
-        return delta
+        return delta if delta < 9 else 9
 
     @staticmethod
     def _pick_one(
@@ -1105,7 +1208,7 @@ class Distributor:
         line.add(key)
         q.n_waiting += 1
         c.state = _WAITING
-        self._dirty[q] = None
+        self._fresh_calls.append(c)
 
     def _leave_line(self, c: _Call) -> None:
         q = c.queue
@@ -1156,10 +1259,15 @@ class Distributor:
         c.state = _RINGING
         c.offer_ver += 1
         deadline = now + q.cfg.ring_timeout
-        agents = [e[4] for e in entries]
+        if len(entries) == 1:
+            agent = entries[0][4]
+            agents = [agent]
+            ids: tuple[str, ...] = (agent.id,)
+        else:
+            agents = [e[4] for e in entries]
+            ids = tuple(a.id for a in agents)
         c.offer_agents = agents
-        self._timer(deadline, _T_RING, c, c.offer_ver)
-        ids = tuple(a.id for a in agents)
+        heappush(self._timers, (deadline, next(self._timer_seq), _T_RING, c, c.offer_ver, 0))
         self._outbox.append(CallOffered(c.id, q.id, ids, deadline, now))
         round_robin = q.cfg.strategy is _ROUND_ROBIN
         for a in agents:

@@ -82,26 +82,34 @@ class RankedSet:
         if block[j] != key:
             raise KeyError(key)
         del block[j]
-        self._after_delete(i, block, j)
+        self._len -= 1
+        if not block:
+            del self._blocks[i]
+            del maxes[i]
+            self._tree = None
+            return
+        if j == len(block):
+            maxes[i] = block[-1]
+        tree = self._tree
+        if tree is not None:  # inlined _tree_add(i, -1): this is on every decision's path
+            k = i + 1
+            n = len(tree)
+            while k < n:
+                tree[k] -= 1
+                k += k & -k
 
     def pop_first(self) -> Any:
         block = self._blocks[0]
         key = block[0]
         del block[0]
-        self._after_delete(0, block, 0)
-        return key
-
-    def _after_delete(self, i: int, block: list[Any], j: int) -> None:
         self._len -= 1
         if not block:
-            del self._blocks[i]
-            del self._maxes[i]
+            del self._blocks[0]
+            del self._maxes[0]
             self._tree = None
-        else:
-            if j == len(block):
-                self._maxes[i] = block[-1]
-            if self._tree is not None:
-                self._tree_add(i, -1)
+        elif self._tree is not None:
+            self._tree_add(0, -1)
+        return key
 
     def rank(self, key: Any) -> int:
         """How many keys are smaller than ``key`` (``key`` itself need not be present)."""

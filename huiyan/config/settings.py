@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     trunk: TrunkSettings = Field(default_factory=TrunkSettings)
 
     token_ttl_seconds: int = 8 * 3600
+    # The controller asks AMI only for the events it uses (runtime.CONTROLLER_EVENTS); True = all of them
+    # (tests that look at AGI or variable events, debugging).
+    ami_all_events: bool = False
 
     @classmethod
     def settings_customise_sources(

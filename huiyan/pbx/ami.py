@@ -6,7 +6,7 @@ import asyncio
 import codecs
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Sequence, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -276,9 +276,13 @@ class AmiClient:
         action_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         ping_interval: float | None = 20.0,
+        events: Sequence[str] | None = None,
     ) -> None:
         self.node = node
         self.bus = bus
+        # Event names (or name regexes) to receive; None = every event. Asterisk then drops the rest
+        # before they reach us: per call that is ~130 events less to parse on the controller's loop.
+        self.events = tuple(events) if events is not None else None
         self.reconnect = reconnect
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -486,6 +490,11 @@ class AmiClient:
             raise AmiConnectError(f"AMI of {where} did not answer Login within {self.connect_timeout}s")
         self._connected = True
         self.last_error = None
+        if self.events is not None:
+            # One whitelist filter; action responses (list items) are not filtered by Asterisk.
+            names = "|".join(self.events)
+            await self._request("Filter", {"Operation": "Add", "Filter": f"Event: ({names})[[:space:]]"},
+                                timeout=self.action_timeout, as_list=False)
         if self._up is not None:
             self._up.set()
         log.info("AMI %s: logged in to %s:%s as %s", node.name, node.ami_host, node.ami_port, node.ami_user)

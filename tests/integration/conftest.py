@@ -90,6 +90,7 @@ def huiyan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         data_dir=data, asterisk_root=root, sip_port=free_port(), http_port=free_port(),
         ami_port=free_port(), agi_port=free_port(), api_port=free_port(),
         rtp_start=free_port() // 2 * 2, database_url=None,
+        ami_all_events=True,  # the tests also look at AGIExec and VarSet events
     )
     settings = settings.model_copy(update={"rtp_end": settings.rtp_start + 400})
     run_setup(settings, main_progress)

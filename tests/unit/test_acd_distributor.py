@@ -103,8 +103,11 @@ def test_fewest_calls_picks_the_agent_with_fewest_answered_calls_from_that_queue
     acd.enqueue("q0", "q", 3)  # tie on q (0 and 0): b has been idle longer
     assert offered(acd.next_offers(3)) == [("q0", ("b",))]
     serve(acd, "q0", "b", 3, 4)
-    acd.enqueue("q1", "q", 5)  # from q, a has 0 calls and b 1 (in total a has 3)
-    assert offered(acd.next_offers(5)) == [("q1", ("a",))]
+    acd.enqueue("o3", "other", 5)
+    assert offered(acd.next_offers(5)) == [("o3", ("a",))]
+    serve(acd, "o3", "a", 5, 6)  # now b has been idle longer (since 4, a since 6)...
+    acd.enqueue("q1", "q", 7)  # ...but from q, a has 0 calls and b 1 (in total a has 4)
+    assert offered(acd.next_offers(7)) == [("q1", ("a",))]
 
 
 def test_fewest_calls_ties_go_to_the_longest_idle() -> None:
@@ -234,9 +237,11 @@ def test_relaxation_lets_a_less_skilled_agent_take_the_call_after_the_step() -> 
 def test_relaxation_never_drops_a_required_skill() -> None:
     acd = make(QueueConfig("q", relaxation=((1, 9),)), agents={"a": {"zh": 1}})
     acd.login("a", ["q"], 0)
-    acd.enqueue("x", "q", 0, requires={"bo": 10})
+    acd.enqueue("x", "q", 0, requires={"bo": 3, "zh": 10})  # after 1 s: bo >= 1 (not 0) and zh >= 1
     acd.tick(100)
     assert acd.next_offers(100) == []
+    acd.configure_agent(AgentConfig("a", {"zh": 1, "bo": 1}))
+    assert offered(acd.next_offers(100)) == [("x", ("a",))]
 
 
 def test_priority_caller_overtakes_earlier_callers() -> None:
@@ -267,6 +272,22 @@ def test_penalty_one_agents_are_offered_calls_only_when_penalty_zero_are_busy() 
 
 
 # -- offers, answers, failures ----------------------------------------------------------------------
+
+
+def test_a_caller_whose_offer_failed_goes_back_ahead_of_later_callers() -> None:
+    acd = make(QueueConfig("q"), agents={"a": {}})
+    acd.login("a", ["q"], 0)
+    acd.enqueue("x", "q", 1)
+    acd.enqueue("y", "q", 2)
+    assert offered(acd.next_offers(2)) == [("x", ("a",))]
+    assert acd.position("y") == 1
+    acd.enqueue("z", "q", 3)
+    acd.offer_failed("x", "a", 4)
+    assert [acd.position(c) for c in "xyz"] == [1, 2, 3]
+    assert acd.call("x").arrived_at == 1.0
+    acd.pause("a", 4)
+    acd.unpause("a", 5)
+    assert offered(acd.next_offers(5)) == [("x", ("a",))]
 
 
 def test_failed_offer_keeps_the_callers_place_and_prefers_another_agent() -> None:

@@ -44,8 +44,8 @@ from huiyan.acd import (
 
 SKILLS = ("zh", "bo", "family", "labour")
 QUEUES = (  # in dependency order: an overflow target first
-    QueueConfig("sk", strategy="skills", relaxation=((15, 2),), join_empty="refuse-no-agents", max_wait=80, ring_timeout=10),
-    QueueConfig("li", wrapup=3, max_wait=50, overflow_to="sk", relaxation=((10, 1), (25, 3)), auto_pause_after=2, ring_timeout=7),
+    QueueConfig("sk", strategy="skills", relaxation=((5, 2),), join_empty="refuse-no-agents", max_wait=80, ring_timeout=10),
+    QueueConfig("li", wrapup=3, max_wait=50, overflow_to="sk", relaxation=((3, 1), (12, 3)), auto_pause_after=2, ring_timeout=7),
     QueueConfig("ra", strategy="ring-all", ring_timeout=8, join_empty="refuse-unavailable", max_wait=40, overflow_to="li", wrapup=2),
     QueueConfig("fc", strategy="fewest-calls", auto_pause_after=1, wrapup=4),
     QueueConfig("rr", strategy="round-robin", sl_threshold=5),
@@ -100,6 +100,7 @@ class DistributorMachine(RuleBasedStateMachine):
         self.rr_counter: Counter[str] = Counter()
         self.rr_turn: dict[tuple[str, str], int] = {}
         self.offers_made = 0
+        self.deadline: dict[str, float] = {}  # ringing call -> when its offer times out
         self.misses: Counter[str] = Counter()  # consecutive unanswered offers per agent
         self.auto_pause: dict[str, bool] = {}  # agent -> must the miss just counted pause them?
 
@@ -381,6 +382,7 @@ class DistributorMachine(RuleBasedStateMachine):
                 self.state[a] = e.new
             elif isinstance(e, CallOffered):
                 self.check_offer(e)
+                self.deadline[e.call_id] = e.deadline
                 for a in e.agent_ids:
                     self.ringing[a] = e.call_id
                     if CFG[e.queue_id].strategy is Strategy.ROUND_ROBIN:
@@ -484,6 +486,23 @@ class DistributorMachine(RuleBasedStateMachine):
                 assert view.idle_since == self.idle_since[a]
         connected_calls = list(self.connected.values())
         assert len(connected_calls) == len(set(connected_calls))
+
+    @invariant()
+    def timers_were_honoured(self) -> None:
+        """After a tick nothing overdue remains: no offer past its deadline, no caller in line past max
+        wait, no agent in wrap-up past its end."""
+        for c in self.live:
+            view = self.acd.call(c)
+            max_wait = CFG[view.queue_id].max_wait
+            if view.state is CallState.WAITING and max_wait is not None:
+                assert view.entered_at + max_wait > self.now, f"{c} waited past max wait"
+            if view.state is CallState.OFFERED:
+                assert self.deadline[c] > self.now, f"{c} rang past its deadline"
+        for a in AGENTS:
+            view = self.acd.agent(a)
+            if view.state is AgentState.WRAP_UP:
+                assert view.wrap_until is not None and view.wrap_until > self.now
+                assert view.wrap_until == self.wrap_end[a]
 
     @invariant()
     def left_calls_are_gone(self) -> None:

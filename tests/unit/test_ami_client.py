@@ -192,3 +192,20 @@ async def test_context_manager(server: FakeAmi) -> None:
         assert (await c.action("Ping")).success
     assert not c.connected
     assert server.actions("Logoff")
+
+
+async def test_event_whitelist_is_installed_at_every_login(server: FakeAmi) -> None:
+    c = AmiClient(server.node(), events=("Newchannel", "Bridge[A-Za-z]*"), backoff_initial=0.05, backoff_max=0.2)
+    await c.connect(timeout=2)
+    try:
+        (f,) = server.actions("Filter")
+        assert f["Operation"] == "Add"
+        assert f["Filter"] == "Event: (Newchannel|Bridge[A-Za-z]*)[[:space:]]"
+    finally:
+        await c.close()
+    plain = AmiClient(server.node())
+    await plain.connect(timeout=2)
+    try:
+        assert len(server.actions("Filter")) == 1  # no filter when every event is wanted
+    finally:
+        await plain.close()
