@@ -281,15 +281,13 @@ def list_recordings(caller: AnyUser, room_id: int, session: DbSession) -> list[R
 
 
 @router.get("/api/rooms/{room_id}/live")
-def live(caller: AnyUser, room_id: int, request: Request, session: DbSession) -> dict[str, Any]:
+async def live(caller: AnyUser, room_id: int, request: Request) -> dict[str, Any]:
     """The meeting now: live or not, locked, recording, presenter, video source, and each participant's
     role, muted/talking state and video (sends; receives all / talker / presenter / none)."""
-    _chair(caller, session, room_id)
-    svc, _ = _runtime(request)
-    try:
+    async def op(svc: Any, ctl: Any) -> Any:
         return svc.view(room_id)
-    except RoomError as e:
-        raise _error(e) from e
+
+    return await _op(request, caller, room_id, op)
 
 
 async def _op(request: Request, caller: Principal, room_id: int, op: Any) -> Any:

@@ -365,13 +365,14 @@ class RoomService:
                 else:
                     changes += state.muted(p.id, p.muted)
             changes += state.set_locked(locked)
-            self._apply(number, changes)
+            # Not a new meeting: its standing settings (lock, recording) were applied when it started.
+            self._apply(number, changes, hooks=False)
         # Sessions a previous controller left open for rooms no longer in progress: close them.
         for number in [n for n in self._sessions if n not in rooms]:
             self._close_session(number, now)
 
     # ---- publication and persistence -------------------------------------------------------------
-    def _apply(self, number: str, changes: list[RoomChange]) -> None:
+    def _apply(self, number: str, changes: list[RoomChange], hooks: bool = True) -> None:
         if not changes:
             return
         spec = self.by_number.get(number)
@@ -381,7 +382,7 @@ class RoomService:
                 self.ending.discard(number)
                 if spec is not None and number not in self._sessions:
                     self._job(lambda s=spec, b=c.data.get("bridge_id", ""): self._session_started(s, b, now))
-                if self.pbx is not None:
+                if self.pbx is not None and hooks:
                     self._spawn(self.pbx.conference_started(number))
             elif c.kind == "ended":
                 # `ending` stays until the next start: the kicked callers' flows ask for it after this.

@@ -564,6 +564,28 @@ def test_sfu_room_reinvites_each_video_participant_with_the_others_stream(rooms:
         assert reinvites[0].count("m=video") == 2 and "a=sendonly" in reinvites[0], reinvites[0]
 
 
+def test_a_single_stream_terminal_in_an_sfu_room_sends_video_but_gets_no_second_stream(rooms: Rooms) -> None:
+    room = rooms.room(video_mode="sfu")
+    (client,) = rooms.terminals(1, kind="softphone")
+    (terminal,) = rooms.terminals(1)  # max_video_streams=1, like a 小鱼 terminal or a legacy room
+    first = rooms.dial(client, room["number"], steps=(("reinvite", [True, True]), ("reinvite", [True, False])),
+                       hold_ms=3000)
+    rooms.joined(room, _prefix(client))
+    second = rooms.dial(terminal, room["number"], steps=(("pause", 5000), ("bye",)))
+    rooms.joined(room, _prefix(terminal))
+    views = rooms.wait_for(lambda: (v := rooms.live(room)) and len(v["participants"]) == 2 and v)["participants"]
+    assert {p["channel"][:12]: p["video"]["receives"] for p in views} == {
+        _prefix(client)[:12]: "all", _prefix(terminal)[:12]: "none"}
+    _ok(second.wait())
+    _ok(first.wait())
+    # the multi-stream client got the terminal's video as a stream of its own ...
+    added = [m for m in _received(client.messages()) if m.startswith("INVITE sip:")]
+    assert added and added[0].count("m=video") == 2
+    # ... the terminal was never offered a second video stream
+    offers = [m for m in _received(terminal.messages()) if m.startswith("INVITE sip:")]
+    assert all(re.findall(r"^m=video [1-9]", m, re.M).__len__() <= 1 for m in offers), offers
+
+
 def _received(log: str) -> list[str]:
     """The SIP messages a SIPp instance received, from its -trace_msg log."""
     out = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from huiyan.agi import FastAgiServer
 from huiyan.agi.testing import FakeAsterisk
@@ -103,7 +104,7 @@ def join(number: str, uid: str, *, admin: str = "No", muted: str = "No") -> Any:
               CallerIDNum=uid, CallerIDName="<unknown>", BridgeUniqueid=f"br-{number}", Admin=admin, Muted=muted)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def svc() -> Any:
     bus = EventBus()
     events: list[Any] = []
@@ -213,7 +214,7 @@ async def test_reload_on_rooms_changed(svc: RoomService) -> None:
 # ---- meeting control -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def ctl(svc: RoomService, tmp_path: Path) -> Any:
     settings = Settings(data_dir=tmp_path, trunk=TrunkSettings(host="10.20.0.5"))
     c = RoomControl(svc, StubAmi(), settings)
