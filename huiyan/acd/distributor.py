@@ -35,19 +35,25 @@ Rules:
 - Unanswered offers (no answer, busy, failed, ring timeout) count toward auto-pause; withdrawing an offer
   because the caller hung up or the agent paused does not.
 
-Complexity (n agents, m waiting calls). Available agents of a queue are grouped by (skill set, penalty):
-one binary heap per group keyed by the strategy (idle-since, calls taken, round-robin counter), entries
-made stale by a per-agent version number instead of being removed (an agent in k queues leaves the k
-heaps in O(k)); a heap is rebuilt when stale entries outnumber live ones, so pushes stay amortised
-O(log n). Waiting calls of a queue are grouped by (required skills, priority): one `RankedSet` per
-group ordered by (arrival, sequence), so the head is the longest-waiting and therefore the most relaxed
-call of its group -- if the head has no able agent, no call of the group has one. With Pa agent groups
-and Pc call groups in the queues involved, one decision (one offer) costs
-O(log Pc + Pa + log n + log m): compare the heads of the able agent groups (their list is cached per
-requirement and relaxation level), pop one heap, pop one call. Ring-all adds O(log n) per agent rung.
-A `next_offers` call also looks once at each call group of each queue that changed since the last call
-(new call, agent became available, relaxation step): O(Pc * Pa) for groups that find nobody. Pa and Pc
-count distinct profiles, not agents or calls: they do not grow with the size of the queue.
+Complexity (n agents, m waiting calls; Pa, Pc, P as below).
+- Available agents of a queue are grouped by (skill set, penalty): one binary heap per group, keyed by
+  the strategy (idle-since, calls taken, round-robin turn). Entries go stale through a per-agent
+  version number instead of being removed, so an agent in k queues leaves them in O(k); a heap is
+  rebuilt when stale entries outnumber live ones, so a push stays amortised O(log n).
+- Waiting calls of a queue are grouped by (required skills, priority), each group a `RankedSet` in
+  (arrival, sequence) order: its head has waited longest, so it is the most relaxed call of the group,
+  and if the head has no able agent no call of the group has one. A second `RankedSet` per priority
+  gives exact positions in O(P + log m), P = distinct priorities waiting.
+- Only a change can make a new (call, agent) match: an agent becoming available, a call entering a
+  line, a group head reaching a relaxation step, new settings. `next_offers` looks only at those. With
+  one change since the last call (the runtime's normal rhythm: it asks after every operation) the
+  answer is direct: a freed agent scans the heads of the call groups of its queues, O(Pc), and takes
+  the first it can serve; a new call that heads its group picks its agent, O(Pa + log n). With several
+  changes, the heads of the changed queues' groups go into a heap and are served in order: each offer
+  costs O(log Pc + Pa + log n + log m), each group found blocked O(log Pc + Pa), once per call.
+- Pa (agent groups of a queue) and Pc (call groups) count distinct skill profiles, not agents or
+  calls: no decision cost grows with the number of agents or callers beyond the O(log n + log m) of
+  the heaps and ranked sets. The able agent groups per (requirements, relaxation) are cached.
 """
 
 from __future__ import annotations

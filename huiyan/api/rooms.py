@@ -8,6 +8,7 @@ change goes out on the event WebSocket as `RoomEvent`; configuration changes as 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from huiyan.rooms.service import RoomsChanged
 from huiyan.rooms.store import INVITE_TARGET_RE, MAX_INVITEES, ROOM_NAME_RE
 
 router = APIRouter(tags=["rooms"])
+log = logging.getLogger(__name__)
 
 NUMBER_RE = r"^[0-9]{1,16}$"  # the room plan itself is checked by the store (400)
 CHAIR_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})
@@ -191,7 +193,10 @@ def _changed(request: Request, ctx: ApiContext, action: str, room_id: int) -> No
     at once), then everyone else hears about it on the bus."""
     svc = getattr(request.app.state, "rooms", None)
     if svc is not None:
-        anyio.from_thread.run(svc.reload)
+        try:
+            anyio.from_thread.run(svc.reload)
+        except Exception:  # noqa: BLE001 - committed; the RoomsChanged below makes the runtime try again
+            log.exception("rooms: reload after %s of room %s failed", action, room_id)
     anyio.from_thread.run_sync(ctx.bus.publish, RoomsChanged(action, room_id))  # type: ignore[arg-type]
 
 

@@ -115,19 +115,28 @@ def hotline_route(service: HotlineService, recordings_dir: object):
             return
         abandoned = True
         try:
-            abandoned = not await _wait_and_connect(session, service, waiter, rec_dir)
+            abandoned = not await _wait_and_connect(session, service, waiter, rec_dir, resumed=tries > 0)
         finally:
             service.ended(call_id, abandoned=abandoned)
 
     return hotline
 
 
-async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, rec_dir) -> bool:
+async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, rec_dir,
+                            resumed: bool = False) -> bool:
     """Hold the caller until an agent answers and the conversation ends. True if it was answered."""
-    recording = None
+    # Recording starts now, not between the offer and Dial: `b` records only while bridged anyway, and
+    # every AGI round trip on the offer path delays the agent's ring (see BENCHMARKS.md).
+    recording = recording_target(rec_dir, "hotline", waiter.call_id)
+    await session.exec("MixMonitor", *recording.mixmonitor_args())
+    service.note_call(waiter.call_id, recording_path=str(recording.wav))
+    music = False
     if waiter.inbox.empty():  # nobody free yet; with an agent already offered, ring at once instead
-        await session.stream_file(session.prompt("please_wait"))
-    await session.set_music(True)
+        if not resumed:  # a caller back after a controller restart has heard it from the dialplan
+            await session.stream_file(session.prompt("please_wait"))
+        if waiter.inbox.empty():
+            await session.set_music(True)
+            music = True
     hangup = asyncio.ensure_future(session.wait_hangup())
     failed: tuple[tuple[str, ...], float] | None = None  # agents whose Dial just failed at once, and when
     try:
@@ -142,13 +151,16 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
                 get.cancel()
                 pos = service.position(waiter.call_id)
                 if pos is not None:
-                    await session.set_music(False)
+                    if music:
+                        await session.set_music(False)
                     await _say_position(session, pos)
                     await session.set_music(True)
+                    music = True
                 continue
             item = get.result()
             if isinstance(item, Leave):
-                await session.set_music(False)
+                if music:
+                    await session.set_music(False)
                 await session.stream_file(session.prompt("unavailable"))
                 await session.hangup()
                 return False
@@ -164,11 +176,9 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
             if ring < 1:
                 session.log.info("offer to %s withdrawn before it rang", ",".join(offer.agent_ids))
                 continue
-            await session.set_music(False)
-            if recording is None:
-                recording = recording_target(rec_dir, "hotline", waiter.call_id)
-                await session.exec("MixMonitor", *recording.mixmonitor_args())
-                service.note_call(waiter.call_id, recording_path=str(recording.wav))
+            if music:
+                await session.set_music(False)
+                music = False
             dial = "&".join(f"PJSIP/{service.contact[a]}" for a in offer.agent_ids)
             # i: ignore forwarding requests from the agent's phone; the distributor decides who rings.
             # t: the agent (called party) may transfer: the DTMF codes of features.conf and AMI Atxfer
@@ -185,6 +195,8 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
             session.log.info("offer to %s: %s", ",".join(offer.agent_ids), status or "no status")
             failed = (offer.agent_ids, time.monotonic()) if status in INSTANT_FAILURES else None
             service.offer_result(waiter.call_id, offer.agent_ids, status)
-            await session.set_music(True)
+            if waiter.inbox.empty():
+                await session.set_music(True)
+                music = True
     finally:
         hangup.cancel()

@@ -19,16 +19,17 @@ from huiyan.config.settings import Settings
 from huiyan.db.numbering import ExtensionPlan
 from huiyan.dialplan import RUN
 from huiyan.recordings import target as recording_target
+from huiyan.pbx.ami import AmiActionError, AmiError
 from huiyan.rooms.model import (
     RELEASE_PRESENTER_KEYS,
     Participant,
+    ParticipantLeft,
     Role,
     RoomConflict,
     RoomError,
     RoomNotLive,
     RoomSpec,
     RoomState,
-    ParticipantLeft,
     dial_target,
 )
 from huiyan.rooms.service import INTERNAL_CHANNELS, Invitation, RoomService
@@ -69,8 +70,6 @@ class RoomControl:
         return spec, state
 
     async def _act(self, action: str, number: str, what: str, **fields: Any) -> None:
-        from huiyan.pbx.ami import AmiError
-
         try:
             await self.ami.action(action, **fields)
         except AmiError as exc:
@@ -190,8 +189,6 @@ class RoomControl:
                          number=spec.number, target=target.strip(), dial=dial,
                          role=Role.MODERATOR if moderator else Role.PARTICIPANT, name=name)
         self.service.add_invitation(inv)
-        from huiyan.pbx.ami import AmiError
-
         try:
             await self.ami.action(
                 "Originate", Channel=dial, Context=RUN, Exten=spec.number, Priority=1, Async="true",
@@ -232,8 +229,6 @@ class RoomControl:
 
     async def resync(self) -> None:
         """Rebuild every room's live state from Asterisk (after a controller restart or AMI reconnect)."""
-        from huiyan.pbx.ami import AmiActionError, AmiError
-
         try:
             try:
                 listed = await self.ami.action_list("ConfbridgeListRooms")

@@ -322,8 +322,9 @@ class Participant:
 class RoomChange:
     """Something that changed in a room; the service publishes it as a RoomEvent."""
 
-    kind: str  # started, ended, joined, left, talking, muted, unmuted, locked, unlocked, presenter,
-    # recording_started, recording_stopped
+    # started, ended, joined, left, talking, muted, unmuted, locked, unlocked, presenter, recording_started,
+    # recording_stopped; the service adds refused (a caller turned away) and invitation (a dial-out's status)
+    kind: str
     data: dict[str, Any] = field(default_factory=dict)
 
 

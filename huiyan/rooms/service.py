@@ -156,10 +156,6 @@ class RoomService:
         specs = await asyncio.to_thread(self.store.load)
         self.rooms = {s.id: s for s in specs}
         self.by_number = {s.number: s for s in specs}
-        for number, state in self.live.items():
-            spec = self.by_number.get(number)
-            if spec is not None and not state.live:
-                state.mode = spec.video_mode  # a live meeting keeps the mode it started with
 
     # ---- lookups ---------------------------------------------------------------------------------
     def spec(self, room_id: int) -> RoomSpec:
@@ -172,10 +168,12 @@ class RoomService:
         return self.by_number.get(number)
 
     def state(self, number: str) -> RoomState:
+        spec = self.by_number.get(number)
         state = self.live.get(number)
         if state is None:
-            spec = self.by_number.get(number)
             state = self.live[number] = RoomState(number, spec.video_mode if spec else VideoMode.FOLLOW_TALKER)
+        elif spec is not None and not state.live:
+            state.mode = spec.video_mode  # a meeting keeps the mode it started with; the next one takes the new
         return state
 
     def view(self, room_id: int) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Running:
         t0 = time.monotonic()
         self.call(self.ctl.start(), timeout=120)
         self.start_seconds = time.monotonic() - t0
+        self.errors_at_start = self.ctl.pbx.errors_in_log()
 
     def stop(self) -> None:
         try:

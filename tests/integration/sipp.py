@@ -26,6 +26,25 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no free port")
 
 
+def free_port_block(count: int = 4) -> int:
+    """An even UDP port with `count` free ports from it: SIPp's media uses -mp, +1 (RTCP), +2 (video), +3."""
+    for _ in range(200):
+        base = free_port() // 2 * 2
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of UDP ports")
+
+
 @dataclass
 class SippResult:
     returncode: int
@@ -44,7 +63,7 @@ class Sipp:
                  extra: tuple[str, ...] = (), port: int | None = None, max_calls: int | None = 1,
                  timeout_error: bool = True) -> None:
         self.port = port or free_port()
-        self.media_port = free_port()
+        self.media_port = free_port_block()
         self.workdir = workdir
         self.args = [
             "sipp", target, "-sf", str(SCENARIOS / scenario), "-s", service,

@@ -27,7 +27,9 @@ def _admin_token(h: Running) -> str:
 
 
 def test_asterisk_log_has_no_error(huiyan: Running) -> None:
-    errors = huiyan.ctl.pbx.errors_in_log()
+    # Checked on the log as it was right after start-up: later tests provoke errors on purpose
+    # (e.g. calling an agent whose endpoint does not exist).
+    errors = huiyan.errors_at_start
     assert errors == [], "\n".join(errors)
     # and it really is our rendered config that is loaded
     out = huiyan.ctl.pbx.rx("pjsip show transports")
@@ -155,7 +157,6 @@ def test_device_from_api_registers_and_is_called_without_restart(huiyan: Running
 def test_caller_is_held_while_fastagi_is_down_and_served_when_it_returns(huiyan: Running, tmp_path: Path) -> None:
     """The controller's FastAGI is gone when the call arrives: the caller hears 'please wait' and music,
     the dialplan retries every few seconds, and the call is served as soon as FastAGI is back."""
-    from huiyan.agi.flows import default_routes
     from huiyan.agi.server import FastAgiServer
     from huiyan.pbx.events import AmiEvent
 
@@ -166,7 +167,7 @@ def test_caller_is_held_while_fastagi_is_down_and_served_when_it_returns(huiyan:
     try:
         time.sleep(7)  # at least one failed attempt and one music interval
         assert caller.proc is not None and caller.proc.poll() is None, "the caller was dropped"
-        fresh = FastAgiServer(default_routes(s), s.agi_host, s.agi_port, node_name=huiyan.ctl.node.name,
+        fresh = FastAgiServer(dict(huiyan.ctl.agi.routes), s.agi_host, s.agi_port, node_name=huiyan.ctl.node.name,
                               sounds_dir=s.data_dir / "sounds")
         huiyan.call(fresh.start())
         huiyan.ctl.agi = fresh

@@ -42,7 +42,7 @@ class Hotline:
         self.h = h
         self.tmp = tmp
         n = next(_seq)
-        self.number = f"12348{n:02d}"
+        self.number = f"12348{n:02d}{time.monotonic_ns() % 1000:03d}"  # unique even if imported twice
         with h.ctl.session_factory() as s:
             q = db.create_queue(s, name=f"测试队列{n}-{time.monotonic_ns()}", strategy=strategy,
                                 ring_timeout_s=ring_timeout, wrapup_s=wrapup, autopause_after=autopause_after,
@@ -99,10 +99,10 @@ class Hotline:
         callflows.agent(path, calls=calls, answer_after_ms=answer_after_ms, answer=answer,
                         hangup_after_ms=hangup_after_ms)
         # No call limit: SIPp counts Asterisk's OPTIONS qualify pings as calls. The test ends the phone.
-        p.sipp = media_ports(Sipp(str(path), self.h.sip_target, service=p.extension, workdir=self.tmp, port=p.port,
+        p.sipp = Sipp(str(path), self.h.sip_target, service=p.extension, workdir=self.tmp, port=p.port,
                                   timeout=timeout, max_calls=None, timeout_error=False,
                                   extra=("-aa", "-trace_msg", "-message_file",
-                                         str(self.tmp / f"msgs-{p.extension}.log"))))
+                                         str(self.tmp / f"msgs-{p.extension}.log")))
         p.sipp.start()
         self.sipps.append(p.sipp)
         time.sleep(0.2)
@@ -114,8 +114,8 @@ class Hotline:
         path = self.tmp / f"caller-{next(_seq)}.xml"
         callflows.caller(path, digits=digits, hangup_after_ms=hangup_after_ms, number=number, video=video,
                          presses=presses, far_end_hangup=far_end_hangup)
-        sipp = media_ports(Sipp(str(path), self.h.sip_target, service=self.number, workdir=self.tmp,
-                                timeout=timeout)).start()
+        sipp = Sipp(str(path), self.h.sip_target, service=self.number, workdir=self.tmp,
+                                timeout=timeout).start()
         self.sipps.append(sipp)
         return sipp
 
@@ -185,36 +185,6 @@ class Hotline:
                 self.h.ctl.hotline.logout(p.agent_id)
             except Exception:  # noqa: BLE001 - already logged out
                 pass
-
-
-def media_ports(sipp: Sipp) -> Sipp:
-    """Give SIPp a media port whose neighbours are free too: it binds audio RTP/RTCP on -mp, -mp+1 and
-    video on -mp+2, -mp+3, and a single free port (what Sipp picks) made "Address already in use" flaky."""
-    import socket
-
-    for _ in range(100):
-        socks: list[socket.socket] = []
-        try:
-            first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(first)
-            first.bind(("127.0.0.1", 0))
-            base = first.getsockname()[1] // 4 * 4
-            first.close()
-            socks.clear()
-            for port in range(base, base + 4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        i = sipp.args.index("-mp")
-        sipp.args[i + 1] = str(base)
-        sipp.media_port = base
-        return sipp
-    raise RuntimeError("no four consecutive free UDP ports")
 
 
 def _ok(res: SippResult) -> None:

@@ -19,7 +19,6 @@ from tests.integration import callflows
 from tests.integration.conftest import REPO
 from tests.integration.sipp import Sipp, SippResult, free_port
 from tests.integration.test_cli import _env, _huiyan
-from tests.integration.test_hotline import media_ports
 
 pytestmark = pytest.mark.integration
 
@@ -160,9 +159,9 @@ def test_callers_survive_a_killed_controller_and_are_served_in_order_after_resta
               "the agent's pause reaches the database")
 
         script = callflows.agent(tmp_path / "agent.xml", answer_after_ms=200, hangup_after_ms=1000)
-        phone = media_ports(Sipp(str(script), sip, service=agent["extension"], workdir=tmp_path, port=phone_port,
+        phone = Sipp(str(script), sip, service=agent["extension"], workdir=tmp_path, port=phone_port,
                                  timeout=120, max_calls=None, timeout_error=False,
-                                 extra=("-aa", "-trace_msg", "-message_file", str(tmp_path / "agent-msgs.log"))))
+                                 extra=("-aa", "-trace_msg", "-message_file", str(tmp_path / "agent-msgs.log")))
         sipps.append(phone.start())
 
         # Five callers, one after the other (each is in line before the next dials).
@@ -171,7 +170,7 @@ def test_callers_survive_a_killed_controller_and_are_served_in_order_after_resta
         for n in numbers:
             path = callflows.caller(tmp_path / f"caller-{n}.xml", digits="1", hangup_after_ms=90000,
                                     number=n, far_end_hangup=True)
-            callers[n] = media_ports(Sipp(str(path), sip, service="12348", workdir=tmp_path, timeout=100)).start()
+            callers[n] = Sipp(str(path), sip, service="12348", workdir=tmp_path, timeout=100).start()
             sipps.append(callers[n])
             _wait(lambda n=n: any(c.caller_number == n for c in _rows(db_url)[0]), 10, f"{n} queued")
         calls = _rows(db_url)[0]

@@ -401,6 +401,12 @@ def _bind(sipp: Sipp, ip: str) -> None:
 
 @pytest.fixture
 def rooms(huiyan: Running, tmp_path: Path) -> Iterator[Rooms]:
+    if "room" not in huiyan.ctl.agi.routes:
+        # test_foundation's FastAGI-outage test swaps the controller's FastAGI server for one with only the
+        # default routes; put the rooms' route back (as the hotline tests do for theirs).
+        from huiyan.rooms.flow import room_route
+
+        huiyan.ctl.agi.routes["room"] = room_route(huiyan.ctl.rooms)
     r = Rooms(huiyan, tmp_path)
     try:
         yield r
