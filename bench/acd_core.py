@@ -86,7 +86,8 @@ class NaiveAcd:
 
     def enqueue(self, call_id: str, queue_id: str, now: float, *, priority: int = 0,
                 requires: Mapping[str, int] | None = None, data: Mapping[str, Any] | None = None) -> None:  # fmt: skip
-        self.waiting.append(_NaiveCall(call_id, queue_id, priority, dict(requires or {}), dict(data or {}), now, self.seq))
+        call = _NaiveCall(call_id, queue_id, priority, dict(requires or {}), dict(data or {}), now, self.seq)
+        self.waiting.append(call)
         self.seq += 1
 
     @staticmethod
@@ -163,7 +164,8 @@ class Acd(Protocol):
     def configure_agent(self, config: AgentConfig) -> None: ...
     def login(self, agent_id: str, queues: list[str], now: float) -> Any: ...
     def enqueue(self, call_id: str, queue_id: str, now: float, *, priority: int = 0,
-                requires: Mapping[str, int] | None = None, data: Mapping[str, Any] | None = None) -> Any: ...  # fmt: skip
+                requires: Mapping[str, int] | None = None,
+                data: Mapping[str, Any] | None = None) -> Any: ...  # fmt: skip
     def next_offers(self, now: float) -> list[Offer]: ...
     def answered(self, call_id: str, agent_id: str, now: float) -> Any: ...
     def call_ended(self, call_id: str, now: float) -> Any: ...
@@ -361,7 +363,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {system}"
 
 
 SECTION = "## ACD core"
@@ -400,7 +403,8 @@ def report(results: list[dict[str, Any]], ours_mem: float, naive_mem: float, arg
         f" {args.rounds} interleaved rounds; ours timed over {args.cycles:,} decisions per round, the peer over"
         f" {args.naive_cycles:,}; the first {args.naive_cycles:,} offers of every run are checked identical.",
         "",
-        "| strategy | decisions/s, ours | decisions/s, naive | ratio | full cycles/s, ours | full cycles/s, naive | ratio |",
+        "| strategy | decisions/s, ours | decisions/s, naive | ratio"
+        " | full cycles/s, ours | full cycles/s, naive | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -425,7 +429,8 @@ def report(results: list[dict[str, Any]], ours_mem: float, naive_mem: float, arg
         " offers made / time inside `next_offers`; *full cycles/s* = cycles / wall time of the whole loop,"
         " including the workload generator. Garbage collection is off while timing (both sides).",
         f"- Memory: `tracemalloc`, bytes allocated by the distributor while {args.held:,} callers join a queue"
-        f" whose agents are all busy (events drained, as the runtime does), divided by {args.held:,}. The caller ids and the"
+        f" whose agents are all busy (events drained, as the runtime does), divided by {args.held:,}."
+        " The caller ids and the"
         " runtime's data dicts (4 short strings) exist before the measurement; the distributor's copy of the"
         " data dict is counted. The runtime's FastAGI session per caller is not part of this number.",
     ]

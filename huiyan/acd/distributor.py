@@ -392,7 +392,8 @@ class Distributor:
         if a.state is _LOGGED_OUT:
             raise InvalidTransition(f"agent {agent_id} is not logged in")
         if a.state is _ON_CALL:
-            raise InvalidTransition(f"agent {agent_id} is on call {a.call.id}; end or transfer it first")  # type: ignore[union-attr]
+            call_id = a.call.id if a.call is not None else "?"
+            raise InvalidTransition(f"agent {agent_id} is on call {call_id}; end or transfer it first")
         acts: list[Happening] = []
         if a.state is _OFFERED:
             self._withdraw(a, now, "agent-logged-out", acts)
@@ -484,7 +485,9 @@ class Distributor:
         if arrived_at is None:
             arrived = now
         else:
-            if isinstance(arrived_at, bool) or not isinstance(arrived_at, (int, float)) or not math.isfinite(arrived_at):
+            if isinstance(arrived_at, bool) or not isinstance(arrived_at, (int, float)) or not math.isfinite(
+                arrived_at
+            ):
                 raise InvalidArgument(f"call {call_id}: arrived_at must be a finite number, got {arrived_at!r}")
             arrived = min(float(arrived_at), now)
         if data is not None and not isinstance(data, Mapping):
@@ -512,7 +515,8 @@ class Distributor:
         now = self._clock(now)
         c = self._call(call_id)
         if c.state is _CONNECTED:
-            raise InvalidTransition(f"call {call_id} was answered by {c.agent.id}; report its end with call_ended")  # type: ignore[union-attr]
+            agent_id = c.agent.id if c.agent is not None else "?"
+            raise InvalidTransition(f"call {call_id} was answered by {agent_id}; report its end with call_ended")
         q = c.queue
         acts: list[Happening] = []
         if c.state is _WAITING:
@@ -612,7 +616,8 @@ class Distributor:
             self._cancel_offer(c, now, "transferred", acts)
         if agent is None:
             q.transferred += 1
-        self._outbox.append(CallTransferred(c.id, q.id, agent.id if agent else None, str(target), agent is not None, now))
+        agent_id = agent.id if agent is not None else None
+        self._outbox.append(CallTransferred(c.id, q.id, agent_id, str(target), agent is not None, now))
         self._drop(c)
         if agent is not None:
             self._start_wrapup(agent, q, now - c.answered_at, now, acts)

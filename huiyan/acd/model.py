@@ -169,7 +169,9 @@ class QueueConfig:
             try:
                 after, delta = step
             except (TypeError, ValueError):
-                raise InvalidArgument(f"queue {self.id}: relaxation step must be (after_seconds, level_delta)") from None
+                raise InvalidArgument(
+                    f"queue {self.id}: relaxation step must be (after_seconds, level_delta), got {step!r}"
+                ) from None
             after = _finite("relaxation after_seconds", after)
             if isinstance(delta, bool) or not isinstance(delta, int) or delta < 0:
                 raise InvalidArgument(f"queue {self.id}: relaxation level_delta must be an integer >= 0, got {delta!r}")

@@ -197,7 +197,12 @@ def test_ring_all_keeps_ringing_the_others_when_one_declines() -> None:
 def test_skills_prefers_the_most_skilled_able_agent_then_the_longest_idle() -> None:
     acd = make(
         QueueConfig("q", strategy="skills"),
-        agents={"idle": {"zh": 9}, "novice": {"zh": 9, "labour": 3}, "expert": {"zh": 9, "labour": 9}, "twin": {"zh": 9, "labour": 9}},
+        agents={
+            "idle": {"zh": 9},
+            "novice": {"zh": 9, "labour": 3},
+            "expert": {"zh": 9, "labour": 9},
+            "twin": {"zh": 9, "labour": 9},
+        },
     )
     acd.login("idle", ["q"], 0)  # idle longest but lacks labour law
     acd.login("novice", ["q"], 1)

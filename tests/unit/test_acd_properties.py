@@ -44,9 +44,12 @@ from huiyan.acd import (
 
 SKILLS = ("zh", "bo", "family", "labour")
 QUEUES = (  # in dependency order: an overflow target first
-    QueueConfig("sk", strategy="skills", relaxation=((5, 2),), join_empty="refuse-no-agents", max_wait=80, ring_timeout=10),
-    QueueConfig("li", wrapup=3, max_wait=50, overflow_to="sk", relaxation=((3, 1), (12, 3)), auto_pause_after=2, ring_timeout=7),
-    QueueConfig("ra", strategy="ring-all", ring_timeout=8, join_empty="refuse-unavailable", max_wait=40, overflow_to="li", wrapup=2),
+    QueueConfig("sk", strategy="skills", relaxation=((5, 2),), join_empty="refuse-no-agents", max_wait=80,
+                ring_timeout=10),
+    QueueConfig("li", wrapup=3, max_wait=50, overflow_to="sk", relaxation=((3, 1), (12, 3)), auto_pause_after=2,
+                ring_timeout=7),
+    QueueConfig("ra", strategy="ring-all", ring_timeout=8, join_empty="refuse-unavailable", max_wait=40,
+                overflow_to="li", wrapup=2),
     QueueConfig("fc", strategy="fewest-calls", auto_pause_after=1, wrapup=4),
     QueueConfig("rr", strategy="round-robin", sl_threshold=5),
 )  # fmt: skip
@@ -105,7 +108,7 @@ class DistributorMachine(RuleBasedStateMachine):
         self.auto_pause: dict[str, bool] = {}  # agent -> must the miss just counted pause them?
 
     @initialize(skills=st.lists(skill_sets, min_size=len(AGENTS), max_size=len(AGENTS)),
-                wraps=st.lists(st.none() | st.sampled_from([0.0, 2.0, 6.0]), min_size=len(AGENTS), max_size=len(AGENTS)),
+                wraps=st.lists(st.sampled_from([None, 0.0, 2.0, 6.0]), min_size=len(AGENTS), max_size=len(AGENTS)),
                 data=st.data())  # fmt: skip
     def agents(self, skills: list[dict[str, int]], wraps: list[float | None], data: st.DataObject) -> None:
         for agent, s, w in zip(AGENTS, skills, wraps, strict=True):
@@ -267,7 +270,8 @@ class DistributorMachine(RuleBasedStateMachine):
             if choice == "answer":
                 self.acd.answered(self.ringing[agent], agent, self.now)
             elif choice == "fail":
-                self.acd.offer_failed(self.ringing[agent], agent, self.now, data.draw(st.sampled_from(list(OfferResult))))
+                result = data.draw(st.sampled_from(list(OfferResult)))
+                self.acd.offer_failed(self.ringing[agent], agent, self.now, result)
             self.absorb(self.acd.drain_events(), [])
         for agent in sorted(self.connected):
             if data.draw(st.booleans()):
@@ -316,14 +320,19 @@ class DistributorMachine(RuleBasedStateMachine):
         self.offers_made += len(offers)
         self.check_fifo_and_maximal(offers)
 
-    def reference(self, agents: dict[str, AgentView], waiting: list[CallView]) -> list[tuple[str, tuple[str, ...], str]]:
+    def reference(
+        self, agents: dict[str, AgentView], waiting: list[CallView]
+    ) -> list[tuple[str, tuple[str, ...], str]]:
         """Brute force: calls by (priority, arrival); each takes the best able available agent(s)."""
         free = {a: v for a, v in agents.items() if v.state is AgentState.AVAILABLE}
         out = []
         for call in sorted(waiting, key=lambda v: (-v.priority, v.arrived_at, self.seq[v.id])):
             cfg = CFG[call.queue_id]
             delta = relax(cfg, call.arrived_at, self.now)
-            pool = [v for v in free.values() if call.queue_id in v.queues and able(dict(v.skills), dict(call.requires), delta)]
+            pool = [
+                v for v in free.values()
+                if call.queue_id in v.queues and able(dict(v.skills), dict(call.requires), delta)
+            ]  # fmt: skip
             if not pool:
                 continue
             penalty = min(v.queues[call.queue_id] for v in pool)
