@@ -193,6 +193,15 @@ class Recorder:
 
         self._types = (HotlineEvent, AmiEvent)
 
+    def controller(self, event: Any) -> None:
+        """Listener on the controller's own bus: distributor decisions, and a count of the AMI events the
+        controller itself received (it asks Asterisk only for the events it uses)."""
+        HotlineEvent, AmiEvent = self._types  # noqa: N806
+        if isinstance(event, AmiEvent):
+            self.ami_events += 1
+            return
+        self(event)
+
     def __call__(self, event: Any) -> None:
         HotlineEvent, AmiEvent = self._types  # noqa: N806
         if isinstance(event, HotlineEvent):
@@ -204,7 +213,6 @@ class Recorder:
             return
         if not isinstance(event, AmiEvent):
             return
-        self.ami_events += 1
         name, f = event.name, event.fields
         if name == "Newchannel":
             self.live.add(f.get("Uniqueid", ""))
@@ -452,9 +460,17 @@ def setup(args: argparse.Namespace, data: Path, started: dict[str, Any]) -> Benc
 
     run = started["run"] = Running(settings)
     rec = Recorder()
-    run.ctl.bus.on(rec)
+    run.ctl.bus.on(rec.controller)
     run.call(run.ctl.start(), timeout=120)
     rec.wall_offset = run.ctl.hotline._wall_offset
+    # The measurement has an AMI session of its own, with every event: the controller's session carries
+    # only what the controller uses, as in production. Both paths are measured the same way.
+    from huiyan.bus import EventBus
+    from huiyan.pbx.ami import AmiClient
+
+    meas = started["meas"] = AmiClient(run.ctl.node, EventBus())
+    meas.on_event(rec)
+    run.call(meas.connect(timeout=10))
 
     # The rendered files are outputs; for the benchmark only, append app_queue's queue, the two peer paths
     # and AMI event timestamps to them in this throw-away data dir and reload. Nothing re-renders afterwards.
@@ -482,7 +498,7 @@ def setup(args: argparse.Namespace, data: Path, started: dict[str, Any]) -> Benc
     assert "bench-aq" in run.cli("queue show bench-aq"), "app_queue did not load the benchmark queue"
     assert NUMBERS["plain"] in run.cli(f"dialplan show {NUMBERS['plain']}@huiyan-public")
     # every event must now carry Asterisk's own timestamp
-    run.call(run.ctl.ami.action("UserEvent", UserEvent="bench-probe"))
+    run.call(meas.action("UserEvent", UserEvent="bench-probe"))
     wait_for(lambda: any(r.kind == "UserEvent" for r in rec.rows), 5, "AMI events with Timestamp")
     rec.take()
 
@@ -966,6 +982,11 @@ def main(argv: list[str] | None = None) -> int:
         if "agents" in started:
             started["agents"].terminate()
             finish(started["agents"], 10)
+        if "meas" in started and "run" in started:
+            try:
+                started["run"].call(started["meas"].close(), timeout=10)
+            except Exception:  # noqa: BLE001 - stopping anyway
+                pass
         if "run" in started:
             started["run"].stop()
         if args.keep:

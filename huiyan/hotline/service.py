@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # prompt when an offer arrives ("please wait" is 3.7 s, a position announcement about as long) and
 # only rings once it ends: the grace covers that, so the agent still rings for the full ring timeout.
 RING_GRACE = 5.0
+STATS_EVERY = 0.5  # seconds between two HotlineStats publications while things change
+WRITE_BATCH_SECONDS = 0.25  # queue log / call rows / agent states are written at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ class HotlineService:
         self._flush_needed = asyncio.Event()
         self._wall_offset = time.time() - self.clock() if wall_offset is None else wall_offset
         self._stats_dirty = True
+        self._stats_at = -1e9
 
     # ---- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -395,9 +398,16 @@ class HotlineService:
                 self._collect()
                 deadline = self.acd.next_deadline()
                 timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - self.clock()))
+                # Statistics cost ~1 ms to build: at most every STATS_EVERY seconds (consoles need < 2 s),
+                # never on every decision of a burst.
                 if self._stats_dirty:
-                    self._stats_dirty = False
-                    self.bus.publish(HotlineStats(self.node, self.stats_dict(), time.time()))
+                    wait = self._stats_at + STATS_EVERY - self.clock()
+                    if wait <= 0:
+                        self._stats_dirty = False
+                        self._stats_at = self.clock()
+                        self.bus.publish(HotlineStats(self.node, self.stats_dict(), time.time()))
+                    else:
+                        timeout = min(timeout, wait)
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -477,7 +487,9 @@ class HotlineService:
     async def _write_loop(self) -> None:
         while True:
             await self._flush_needed.wait()
-            await asyncio.sleep(0.05)  # batch what arrives together
+            # Batch what arrives together: the write runs in a thread but still holds the GIL, so fewer,
+            # larger writes keep the event loop (FastAGI, AMI) responsive during bursts.
+            await asyncio.sleep(WRITE_BATCH_SECONDS)
             self._flush_needed.clear()
             try:
                 await asyncio.to_thread(self._flush_now)

@@ -249,6 +249,19 @@ def test_relaxation_never_drops_a_required_skill() -> None:
     assert offered(acd.next_offers(100)) == [("x", ("a",))]
 
 
+def test_an_agent_freed_at_the_exact_step_time_gets_the_relaxed_call() -> None:
+    acd = make(QueueConfig("q", relaxation=((30, 2),)), agents={"junior": {"zh": 4}, "mute": {"bo": 9}})
+    acd.enqueue("x", "q", 0, requires={"zh": 6, "bo": 2})
+    acd.tick(30)
+    assert acd.next_offers(30) == []  # relaxed to zh >= 4, bo >= 1 (never 0), but nobody is logged in
+    acd.login("mute", ["q"], 30)  # lacks zh altogether
+    assert acd.next_offers(30) == []
+    acd.login("junior", ["q"], 30)  # the only change: the freed agent looks for its first caller...
+    assert acd.next_offers(30) == []  # ...but lacks bo, and relaxation never drops a skill
+    acd.configure_agent(AgentConfig("junior", {"zh": 4, "bo": 1}))  # learns some Tibetan
+    assert offered(acd.next_offers(30)) == [("x", ("junior",))]
+
+
 def test_priority_caller_overtakes_earlier_callers() -> None:
     acd = make(QueueConfig("q"), agents={"a": {}})
     acd.enqueue("first", "q", 0)

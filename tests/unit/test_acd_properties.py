@@ -63,7 +63,8 @@ skill_sets = st.builds(
     st.dictionaries(st.sampled_from(SKILLS[1:]), st.integers(2, 10), max_size=2),
 )
 # few distinct needs, so that callers share a line (same queue, needs and priority) and block each other
-needs = st.sampled_from([{}, {"zh": 4}, {"zh": 4}, {"zh": 7}, {"bo": 3}, {"zh": 4, "family": 5}, {"labour": 9}])
+needs = st.sampled_from([{}, {"zh": 4}, {"zh": 4}, {"zh": 7}, {"bo": 3}, {"bo": 2}, {"zh": 4, "family": 5},
+                         {"labour": 9}])  # fmt: skip
 
 
 def relax(cfg: QueueConfig, arrived_at: float, now: float) -> int:
@@ -121,11 +122,12 @@ class DistributorMachine(RuleBasedStateMachine):
     def shift_starts(self, data: st.DataObject) -> None:
         """A busy start: agents logged in and a few callers waiting, so that every rule bites early."""
         for agent in AGENTS:
-            if data.draw(st.booleans()):
+            if data.draw(st.sampled_from([True, True, True, False])):
                 self.log_in(agent, data)
         for _ in range(data.draw(st.integers(0, 6))):
-            self.enqueue(data.draw(st.sampled_from([q.id for q in QUEUES])), data.draw(st.sampled_from([0, 1])),
-                         data.draw(needs))  # fmt: skip
+            self.join(data.draw(st.sampled_from([q.id for q in QUEUES])), data.draw(st.sampled_from([0, 1])),
+                      data.draw(needs))  # fmt: skip
+        self.settle()
 
     # -- rules -----------------------------------------------------------------------------------------
 
@@ -134,15 +136,32 @@ class DistributorMachine(RuleBasedStateMachine):
         out = [a for a in AGENTS if self.state[a] is AgentState.LOGGED_OUT]
         if out:
             self.log_in(data.draw(st.sampled_from(out)), data)
+            self.settle()
 
     def log_in(self, agent: str, data: st.DataObject) -> None:
-        queues = data.draw(st.lists(st.sampled_from([q.id for q in QUEUES]), min_size=1, max_size=3, unique=True))
+        queues = data.draw(st.lists(st.sampled_from([q.id for q in QUEUES]), min_size=1, max_size=4, unique=True))
         members = [Membership(q, data.draw(st.sampled_from([0, 0, 1]))) for q in queues]
         assert self.acd.login(agent, members, self.now) == []
         for q in queues:
             self.rr_counter[q] += 1
             self.rr_turn[(agent, q)] = self.rr_counter[q]
             self.calls_from[(agent, q)] = 0
+        self.absorb(self.acd.drain_events(), [])
+
+    @rule(data=st.data())
+    def shift_change(self, data: st.DataObject) -> None:
+        """Everyone logged out logs in at once: many free agents compete for the waiting callers."""
+        for agent in AGENTS:
+            if self.state[agent] is AgentState.LOGGED_OUT:
+                self.log_in(agent, data)
+        self.settle()
+
+    @rule(queue=st.sampled_from([q.id for q in QUEUES]), calls=st.lists(st.tuples(st.sampled_from([0, 0, 1]), needs),
+                                                                         min_size=2, max_size=4))  # fmt: skip
+    def burst(self, queue: str, calls: list[tuple[int, dict[str, int]]]) -> None:
+        """Several callers at once: free agents are chosen among, by strategy."""
+        for priority, requires in calls:
+            self.join(queue, priority, requires)
         self.settle()
 
     @rule(agent=st.sampled_from(AGENTS))
@@ -195,6 +214,10 @@ class DistributorMachine(RuleBasedStateMachine):
 
     @rule(queue=st.sampled_from([q.id for q in QUEUES]), priority=st.sampled_from([0, 0, 1, 2]), requires=needs)
     def enqueue(self, queue: str, priority: int, requires: dict[str, int]) -> None:
+        self.join(queue, priority, requires)
+        self.settle()
+
+    def join(self, queue: str, priority: int, requires: dict[str, int]) -> None:
         call = f"c{len(self.seq)}"
         self.seq[call] = len(self.seq)
         result = self.acd.enqueue(call, queue, self.now, priority=priority, requires=requires, data={"n": call})
@@ -205,7 +228,7 @@ class DistributorMachine(RuleBasedStateMachine):
         else:
             assert CFG[queue].join_empty != "join" and result.reason in ("no-agents", "unavailable")
             self.gone.add(call)
-        self.settle()
+        self.absorb(self.acd.drain_events(), [])
 
     @rule(data=st.data())
     def abandon(self, data: st.DataObject) -> None:
