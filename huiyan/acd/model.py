@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from huiyan.acd.errors import InvalidArgument
 
@@ -32,6 +32,32 @@ __all__ = [
 
 MIN_LEVEL = 1
 MAX_LEVEL = 10
+
+_T = TypeVar("_T")
+
+
+def fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills its slots through their descriptors.
+
+    Why: the generated ``__init__`` of a frozen dataclass calls ``object.__setattr__`` once per field, which
+    makes an offer's two events and the `Offer` cost ~0.5 us each, a sixth of a decision. Filling the slots
+    directly halves that; the instance is the same (still frozen, same signature, defaults, eq, hash)."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
+    params = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default is not MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            assert f.default_factory is MISSING, f"{cls.__name__}.{f.name}: no default factories here"
+            params.append(f.name)
+    body = "".join(f"\n    _set_{n}(self, {n})" for n in names) or "\n    pass"
+    exec(f"def __init__(self, {', '.join(params)}):{body}", namespace)  # noqa: S102 - built from field names
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class Strategy(StrEnum):
@@ -213,6 +239,7 @@ class Membership:
             raise InvalidArgument(f"queue {self.queue_id}: penalty must be an integer >= 0, got {p!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Offer:
     """Ring these agents for this call now. One agent, or every able one for ring-all. Unanswered at

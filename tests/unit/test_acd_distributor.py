@@ -252,14 +252,16 @@ def test_relaxation_never_drops_a_required_skill() -> None:
 def test_an_agent_freed_at_the_exact_step_time_gets_the_relaxed_call() -> None:
     acd = make(QueueConfig("q", relaxation=((30, 2),)), agents={"junior": {"zh": 4}, "mute": {"bo": 9}})
     acd.enqueue("x", "q", 0, requires={"zh": 6, "bo": 2})
+    acd.enqueue("y", "q", 0, requires={"zh": 6})
     acd.tick(30)
-    assert acd.next_offers(30) == []  # relaxed to zh >= 4, bo >= 1 (never 0), but nobody is logged in
+    assert acd.next_offers(30) == []  # x relaxed to zh >= 4, bo >= 1 (never 0), but nobody is logged in
     acd.login("mute", ["q"], 30)  # lacks zh altogether
     assert acd.next_offers(30) == []
     acd.login("junior", ["q"], 30)  # the only change: the freed agent looks for its first caller...
-    assert acd.next_offers(30) == []  # ...but lacks bo, and relaxation never drops a skill
-    acd.configure_agent(AgentConfig("junior", {"zh": 4, "bo": 1}))  # learns some Tibetan
-    assert offered(acd.next_offers(30)) == [("x", ("junior",))]
+    assert offered(acd.next_offers(30)) == [("y", ("junior",))]  # ...not x: no Tibetan at all
+    acd.abandon("y", 31)
+    acd.configure_agent(AgentConfig("mute", {"zh": 4, "bo": 1}))  # learns to speak
+    assert offered(acd.next_offers(31)) == [("x", ("mute",))]
 
 
 def test_priority_caller_overtakes_earlier_callers() -> None:
@@ -787,3 +789,40 @@ def test_bad_call_arguments_are_rejected_without_side_effects() -> None:
     acd.enqueue("x", "q", 0)
     with pytest.raises(InvalidArgument):
         acd.offer_failed("x", "a", 0, "maybe")  # type: ignore[arg-type]
+
+
+def test_events_are_frozen_dataclasses_with_the_usual_constructor() -> None:
+    import dataclasses
+
+    e = CallTimedOut("x", "q", 1.0, 2.0)
+    assert e.reason == "timeout" and e == CallTimedOut(call_id="x", queue_id="q", waited=1.0, at=2.0)
+    assert hash(e) == hash(CallTimedOut("x", "q", 1.0, 2.0))
+    assert dataclasses.asdict(dataclasses.replace(e, reason="other"))["reason"] == "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.at = 3.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        CallTimedOut("x", "q", 1.0)  # type: ignore[call-arg]
+    assert Offer("x", ("a",), "q", 1.0) == Offer(call_id="x", agent_ids=("a",), queue_id="q", deadline=1.0)
+
+
+def test_relaxation_deltas_beyond_the_level_range_behave_like_nine() -> None:
+    acd = make(QueueConfig("q", join_empty="refuse-no-agents", relaxation=((10, 40),)), agents={"a": {"zh": 1}})
+    acd.login("a", ["q"], 0)
+    assert acd.enqueue("x", "q", 0, requires={"zh": 10}).accepted
+    assert not acd.enqueue("y", "q", 0, requires={"bo": 10}).accepted
+    acd.tick(10)
+    assert offered(acd.next_offers(10)) == [("x", ("a",))]
+
+
+def test_stale_timers_are_dropped_and_live_ones_kept() -> None:
+    acd = make(QueueConfig("q", max_wait=3600, relaxation=((1800, 1),)), agents={"a": {}})
+    acd.login("a", ["q"], 0)
+    for i in range(3000):  # each answered call leaves a max-wait and a relaxation timer behind
+        acd.enqueue(f"c{i}", "q", i)
+        acd.next_offers(i)
+        serve(acd, f"c{i}", "a", i, i)
+    acd.enqueue("late", "q", 3000)
+    acd.pause("a", 3000)
+    assert len(acd._timers) < 4000  # noqa: SLF001 - compacted, not 6,000
+    assert acd.next_deadline() == 4800.0  # late's relaxation step survives compaction
+    assert acd.tick(6600) == [CallTimedOut("late", "q", 3600.0, 6600.0)]

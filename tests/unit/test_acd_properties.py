@@ -585,6 +585,5 @@ TestDistributorMachine.settings = settings(
     max_examples=200,
     stateful_step_count=60,
     deadline=None,
-    database=None,  # keep the work tree clean; a failure prints its steps
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -15,7 +15,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=60, deadline=None)
 @given(ops, st.sampled_from([1, 3, 512]))
 def test_matches_a_sorted_list(script: list[tuple[str, int]], load: int) -> None:
     saved, ranked_module._LOAD = ranked_module._LOAD, load  # small blocks: splits and empty blocks happen
