@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration import callflows
 from tests.integration.conftest import Running
 from tests.integration.sipp import Sipp, SippResult, free_port
 
@@ -220,53 +221,9 @@ def participant_xml(path: Path, *, user: str, steps: tuple[tuple[Any, ...], ...]
 
 
 def uas_xml(path: Path) -> Path:
-    """A phone (or the legacy room system) that answers one call with audio + H.264 and waits for BYE.
-    Run with -aa: Asterisk's OPTIONS qualify pings are answered outside the scenario."""
-    path.write_text(f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="invited party">
-  <recv request="INVITE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:party@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="200"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:party@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-{_answer_sdp(2353687637, [True])}
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-{_OK.format(user="party")}
-    ]]>
-  </send>
-</scenario>
-""")
-    return path
-
-
-# ---- the harness --------------------------------------------------------------------------------
+    """A phone (or the legacy room system) that answers one call with audio + H.264 and waits for BYE:
+    the same phone the hotline tests use. Run with -aa (Asterisk's OPTIONS qualify pings)."""
+    return callflows.agent(path, answer_after_ms=200)
 
 
 @dataclass
