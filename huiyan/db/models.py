@@ -541,3 +541,9 @@ class RoomRecording(Base):
 
     def __repr__(self) -> str:
         return f"<RoomRecording {self.id} room {self.room_id} {self.path}>"
+
+
+# --- mediation (issue 4) ---
+
+
+# --- dispatch (issue 4) ---
