@@ -546,4 +546,283 @@ class RoomRecording(Base):
 # --- mediation (issue 4) ---
 
 
+class CaseType(StrEnum):
+    """What a mediation case (调解案件) is about."""
+
+    NEIGHBOUR = "neighbour"  # 邻里纠纷
+    FAMILY = "family"  # 婚姻家庭纠纷
+    LABOUR = "labour"  # 劳动争议
+    CONSUMER = "consumer"  # 消费纠纷
+    TOURISM = "tourism"  # 旅游纠纷
+    OTHER = "other"
+
+
+class CaseStatus(StrEnum):
+    """Where a case stands; `huiyan.mediation.model` says which changes are allowed."""
+
+    OPEN = "open"
+    IN_SESSION = "in_session"  # a mediation session (a room) is running
+    SETTLED = "settled"  # 调解成功 (an agreement; outcome says what)
+    FAILED = "failed"  # 调解不成 (outcome says why)
+    CLOSED = "closed"  # 结案 / withdrawn: read-only from then on
+
+
+class PartyRole(StrEnum):
+    APPLICANT = "applicant"  # 申请人
+    RESPONDENT = "respondent"  # 被申请人
+    OTHER = "other"  # a third party, an interpreter, a relative...
+
+
+class MediationCase(Base):
+    """A remote mediation case (远程调解案件): parties, a mediator, and sessions held in its own room
+    (created at the first session). Parties dial the room number and key in the case's PIN."""
+
+    __tablename__ = "mediation_cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # "2026-00001"
+    title: Mapped[str] = mapped_column(String(200))
+    type: Mapped[CaseType] = mapped_column(_enum(CaseType, "mediation_case_type"))
+    status: Mapped[CaseStatus] = mapped_column(
+        _enum(CaseStatus, "mediation_case_status"), default=CaseStatus.OPEN, index=True
+    )
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True, default=None
+    )  # the mediation centre (调解中心 / 人民调解委员会)
+    mediator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    pin: Mapped[str] = mapped_column(String(16), unique=True)  # digits; also the room's participant PIN
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"), unique=True,
+                                                default=None)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str | None] = mapped_column(Text, default=None)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    mediator: Mapped[User] = relationship(foreign_keys=[mediator_id])
+    room: Mapped[Room | None] = relationship()
+    parties: Mapped[list[MediationParty]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True, order_by="MediationParty.id"
+    )
+    notes: Mapped[list[MediationNote]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True, order_by="MediationNote.id"
+    )
+    sessions: Mapped[list[MediationSession]] = relationship(
+        back_populates="case", order_by="MediationSession.started_at"
+    )
+
+    def __repr__(self) -> str:
+        return f"<MediationCase {self.id} {self.number} {self.type} {self.status}>"
+
+
+class MediationParty(Base):
+    """A party to a case. `target` (an extension or SIP URI) lets the party join from that endpoint without
+    the PIN, and be dialled when the session starts."""
+
+    __tablename__ = "mediation_parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32))
+    role: Mapped[PartyRole] = mapped_column(_enum(PartyRole, "mediation_party_role"))
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[MediationCase] = relationship(back_populates="parties")
+
+    def __repr__(self) -> str:
+        return f"<MediationParty {self.id} case {self.case_id} {self.role} {self.name}>"
+
+
+class MediationNote(Base):
+    """A line of a case's file, appended only: a mediator's note, or (`system`) a record of what happened
+    (status changes, sessions, invitations)."""
+
+    __tablename__ = "mediation_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("mediation_cases.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[MediationCase] = relationship(back_populates="notes")
+    author: Mapped[User | None] = relationship()
+
+
+class MediationSession(Base):
+    """One mediation session of a case: from the mediator starting it to ending it, in the case's room.
+    The room's own sittings and recordings (room_sessions, room_recordings) fall inside it."""
+
+    __tablename__ = "mediation_sessions"
+    __table_args__ = (Index("ix_mediation_sessions_case_id_started_at", "case_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("mediation_cases.id", ondelete="RESTRICT"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+    case: Mapped[MediationCase] = relationship(back_populates="sessions")
+
+    def __repr__(self) -> str:
+        return f"<MediationSession {self.id} case {self.case_id} {self.started_at}>"
+
+
 # --- dispatch (issue 4) ---
+
+
+class DispatchGroupKind(StrEnum):
+    """Who a dispatch group (调度组) calls, resolved from the organisation tree when the dispatch starts."""
+
+    ALL_CITIES = "all_cities"  # every city bureau (市州司法局)
+    COUNTIES_OF_CITY = "counties_of_city"  # every county bureau (县区司法局) of one city
+    ALL = "all"  # every city and county bureau
+    CUSTOM = "custom"  # listed organisations (their terminals) and/or listed devices
+
+
+class DispatchStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class LegKind(StrEnum):
+    """What one leg of a dispatch calls."""
+
+    DEVICE = "device"  # a terminal (or another device) from the directory
+    USER = "user"  # a member of staff's own endpoint
+    EXTENSION = "extension"  # an internal extension given as a number
+    SIP = "sip"  # a SIP URI (a legacy room, another system)
+    PHONE = "phone"  # a phone number, through the trunk
+
+
+class LegStatus(StrEnum):
+    """Where one leg of a dispatch stands; see `huiyan.dispatch.model` for the transitions."""
+
+    PENDING = "pending"  # not dialled yet
+    CALLING = "calling"  # Originate sent, not ringing yet
+    RINGING = "ringing"
+    ANSWERED = "answered"  # on its way into the room (hearing the joining prompt)
+    JOINED = "joined"  # in the room
+    LEFT = "left"  # was in the room, hung up or was hung up
+    BUSY = "busy"
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"
+    UNREACHABLE = "unreachable"  # not registered, offline, or the network refused
+    FAILED = "failed"  # any other failure (the reason says which)
+    DROPPED = "dropped"  # the commander hung it up
+    CANCELLED = "cancelled"  # the dispatch ended before this leg got in
+
+
+class DispatchGroup(Base):
+    """A dispatch group: one click calls every terminal it resolves to into an emergency room."""
+
+    __tablename__ = "dispatch_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[DispatchGroupKind] = mapped_column(_enum(DispatchGroupKind, "dispatch_group_kind", 24))
+    # counties_of_city: the city whose county bureaus are called.
+    city_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True, default=None
+    )
+    department: Mapped[str | None] = mapped_column(String(32), default=None)  # only terminals of this department
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[DispatchGroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True, order_by="DispatchGroupMember.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<DispatchGroup {self.id} {self.name} {self.kind}>"
+
+
+class DispatchGroupMember(Base):
+    """One entry of a custom group: an organisation (its terminals) or a device. Deleting the organisation or
+    device removes the entry."""
+
+    __tablename__ = "dispatch_group_members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("dispatch_groups.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True, default=None
+    )
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True,
+                                                  default=None)
+
+    group: Mapped[DispatchGroup] = relationship(back_populates="members")
+
+
+class Dispatch(Base):
+    """One command-and-dispatch operation (一键调度): its emergency room, who commands it, how unreachable
+    parties are retried, and its legs. Kept after it ends (the room's recordings are its record)."""
+
+    __tablename__ = "dispatches"
+    __table_args__ = (Index("ix_dispatches_status_started_at", "status", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dispatch_groups.id", ondelete="SET NULL"), index=True, default=None
+    )
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"), index=True)
+    commander_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
+    node: Mapped[str] = mapped_column(String(64))
+    status: Mapped[DispatchStatus] = mapped_column(_enum(DispatchStatus, "dispatch_status"),
+                                                   default=DispatchStatus.ACTIVE)
+    retries: Mapped[int] = mapped_column(Integer, default=2)
+    retry_interval_s: Mapped[float] = mapped_column(Float, default=30.0)
+    retry_on: Mapped[list[str]] = mapped_column(JSON, default=list)  # leg statuses that are retried
+    ring_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    auto_answer: Mapped[bool] = mapped_column(Boolean, default=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    legs: Mapped[list[DispatchLeg]] = relationship(
+        back_populates="dispatch", cascade="all, delete-orphan", passive_deletes=True, order_by="DispatchLeg.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Dispatch {self.id} {self.name} {self.status}>"
+
+
+class DispatchLeg(Base):
+    """One party called by a dispatch, with its last known status (written as it changes).
+
+    device_id and organisation_id are plain numbers, not foreign keys: a dispatch's record outlives the
+    directory entries it called (as the queue log does)."""
+
+    __tablename__ = "dispatch_legs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispatch_id: Mapped[int] = mapped_column(ForeignKey("dispatches.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[LegKind] = mapped_column(_enum(LegKind, "dispatch_leg_kind"))
+    target: Mapped[str] = mapped_column(String(200))  # what is dialled: an extension, a SIP URI, a number
+    name: Mapped[str] = mapped_column(String(100), default="")
+    device_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    user_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    organisation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    auto_answer: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[LegStatus] = mapped_column(_enum(LegStatus, "dispatch_leg_status"), default=LegStatus.PENDING)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # Originates sent; retries = attempts - 1
+    channel_id: Mapped[str] = mapped_column(String(150), default="", index=True)  # the current attempt's uniqueid
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    dispatch: Mapped[Dispatch] = relationship(back_populates="legs")
+
+    def __repr__(self) -> str:
+        return f"<DispatchLeg {self.id} dispatch {self.dispatch_id} {self.target} {self.status}>"

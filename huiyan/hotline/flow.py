@@ -102,10 +102,15 @@ def hotline_route(service: HotlineService, recordings_dir: object):
             await session.hangup()
             return
         choice = menu[digit]
+        # Everything the call needs from Asterisk before it can ring an agent is done *before* it joins the
+        # line, so that an offer made at enqueue costs one AGI round trip (the Dial) and nothing else:
+        # the recording (`b`: it records only while bridged, so starting it early costs nothing) and the
+        # restart-safety variables, both in one EXEC each.
+        recording = recording_target(rec_dir, "hotline", call_id)
+        await session.exec("MixMonitor", *recording.mixmonitor_args())
         if queued_at is None:
             queued_at = time.time()
-        await session.set_variable("HUIYAN_HL_DIGIT", digit)
-        await session.set_variable("HUIYAN_HL_QUEUED_AT", f"{queued_at:.3f}")
+        await session.exec("MSet", f"HUIYAN_HL_DIGIT={digit}", f"HUIYAN_HL_QUEUED_AT={queued_at:.3f}")
         res, waiter = service.enqueue(call_id, choice, channel=req.channel, caller=req.callerid,
                                       caller_name=req.calleridname, number=number, arrived_wall=queued_at)
         if waiter is None:
@@ -113,23 +118,18 @@ def hotline_route(service: HotlineService, recordings_dir: object):
             await session.stream_file(session.prompt("unavailable"))
             await session.hangup()
             return
+        service.note_call(call_id, recording_path=str(recording.wav))
         abandoned = True
         try:
-            abandoned = not await _wait_and_connect(session, service, waiter, rec_dir, resumed=tries > 0)
+            abandoned = not await _wait_and_connect(session, service, waiter, resumed=tries > 0)
         finally:
             service.ended(call_id, abandoned=abandoned)
 
     return hotline
 
 
-async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, rec_dir,
-                            resumed: bool = False) -> bool:
+async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter, resumed: bool = False) -> bool:
     """Hold the caller until an agent answers and the conversation ends. True if it was answered."""
-    # Recording starts now, not between the offer and Dial: `b` records only while bridged anyway, and
-    # every AGI round trip on the offer path delays the agent's ring (see BENCHMARKS.md).
-    recording = recording_target(rec_dir, "hotline", waiter.call_id)
-    await session.exec("MixMonitor", *recording.mixmonitor_args())
-    service.note_call(waiter.call_id, recording_path=str(recording.wav))
     music = False
     if waiter.inbox.empty():  # nobody free yet; with an agent already offered, ring at once instead
         if not resumed:  # a caller back after a controller restart has heard it from the dialplan

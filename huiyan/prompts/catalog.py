@@ -55,6 +55,11 @@ PROMPTS: dict[str, tuple[str, str]] = {
     "room_closed": ("该会议当前不在开放时间。", "This meeting is not open at this time."),
     "room_recorded": ("本次会议将被录音。", "This meeting will be recorded."),
     "room_ended": ("会议已结束，再见。", "The meeting has ended. Goodbye."),
+    # Remote mediation (huiyan.mediation): heard by everyone joining a mediation room, before the join.
+    "mediation_notice": (
+        "本次调解全程录音录像，请文明表达。",
+        "This mediation session is recorded from start to finish. Please speak calmly and respectfully.",
+    ),
 }
 
 

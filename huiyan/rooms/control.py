@@ -176,16 +176,22 @@ class RoomControl:
 
     # ---- invitations -------------------------------------------------------------------------------
     async def invite(self, room_id: int, target: str, *, moderator: bool = False, name: str = "",
-                     ring_seconds: int = 30) -> Invitation:
+                     ring_seconds: int = 30, invitation_id: str | None = None,
+                     variables: dict[str, str] | None = None) -> Invitation:
         """Dial a party (an extension, a SIP URI, a phone number via the trunk); when it answers it runs
-        the room flow as an invited party: no PIN, straight into the meeting."""
+        the room flow as an invited party: no PIN, straight into the meeting.
+
+        `invitation_id` (the new channel's uniqueid) lets a caller know the invitation before any event
+        about it arrives; `variables` are set on the new channel before it dials, e.g.
+        `PJSIP_HEADER(add,Call-Info)` for auto-answer (dispatch)."""
         spec = self.service.spec(room_id)
         if not spec.active:
             raise RoomConflict(f"room {spec.number} is deactivated")
         trunk = self.settings.trunk
         dial = dial_target(target, internal=self.internal, trunk_endpoint=TRUNK_ENDPOINT if trunk.host else None,
                            trunk_host=trunk.host)
-        inv = Invitation(id=f"{self.service.node}-room{spec.number}-{uuid.uuid4().hex[:12]}", room_id=spec.id,
+        inv = Invitation(id=invitation_id or f"{self.service.node}-room{spec.number}-{uuid.uuid4().hex[:12]}",
+                         room_id=spec.id,
                          number=spec.number, target=target.strip(), dial=dial,
                          role=Role.MODERATOR if moderator else Role.PARTICIPANT, name=name)
         self.service.add_invitation(inv)
@@ -193,7 +199,8 @@ class RoomControl:
             await self.ami.action(
                 "Originate", Channel=dial, Context=RUN, Exten=spec.number, Priority=1, Async="true",
                 ChannelId=inv.id, CallerID=f'"{spec.name}" <{spec.number}>', Timeout=str(ring_seconds * 1000),
-                Codecs=INVITE_CODECS, Variable={"HUIYAN_ROUTE": "room", "HUIYAN_CLASS": "invited"},
+                Codecs=INVITE_CODECS,
+                Variable={**(variables or {}), "HUIYAN_ROUTE": "room", "HUIYAN_CLASS": "invited"},
             )
         except AmiError as exc:
             self.service.invitation_failed(inv.id, str(exc))

@@ -5,7 +5,7 @@ What a caller hears: a PIN prompt if the room has one and the caller is not know
 invited extension, a party we dialled); a wrong PIN gets "input not recognised" and the prompt again,
 three times, then goodbye and hang-up. Then "the meeting is locked" / "full" / "not open now" and
 hang-up if the caller may not join; otherwise "you are joining the meeting" (and "this meeting is
-recorded" when it is) and ConfBridge with the profiles of the room's video mode and the caller's role.
+recorded" when it is; in a mediation room, always the mediation recording notice) and ConfBridge with the profiles of the room's video mode and the caller's role.
 When a moderator ends the meeting, everyone hears "the meeting has ended" before the hang-up.
 """
 
@@ -18,6 +18,7 @@ from huiyan.rooms.model import (
     REFUSAL_PROMPTS,
     Refusal,
     Role,
+    RoomKind,
     RoomSpec,
     admit,
     check_pin,
@@ -100,7 +101,10 @@ def room_route(service: RoomService) -> Handler:
         service.expect(uid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
                        invited=invited_as is not None)
         await session.stream_file(session.prompt("room_joining"))
-        if spec.record:
+        if spec.kind == RoomKind.MEDIATION:
+            # Everyone in a mediation session hears that it is recorded (and to keep it civil), every time.
+            await session.stream_file(session.prompt("mediation_notice"))
+        elif spec.record:
             await session.stream_file(session.prompt("room_recorded"))
         # From here on the meeting no longer needs us: if the controller goes away, the caller stays in
         # ConfBridge, and the dialplan must not run this route again when they leave.
