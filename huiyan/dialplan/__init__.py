@@ -126,8 +126,7 @@ def render_extensions(d: DialplanInput) -> str:
         "; Reached only by AMI (BlindTransfer, Atxfer, Redirect) on behalf of staff, never dialled directly.",
         f"exten => {d.internal_pattern},1,Goto({INTERNAL},${{EXTEN}},1)",
         "; Q<queue id>: back into the hotline, straight into that queue (no greeting, no menu).",
-        "exten => _Q.,1,Set(HUIYAN_HL_QUEUE=${EXTEN:1})",
-        "same => n,Set(HUIYAN_HL_QUEUED_AT=)",
+        "exten => _Q.,1,Set(HUIYAN_HL_QUEUED_AT=)",
         "same => n,Set(DIALSTATUS=)",  # the earlier agent's ANSWER must not read as 'already served'
         "same => n,Set(HUIYAN_ROUTE=hotline)",
         f"same => n,Goto({RUN},${{EXTEN}},1)",

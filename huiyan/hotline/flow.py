@@ -72,7 +72,8 @@ def hotline_route(service: HotlineService, recordings_dir: object):
         number = req.params.get("number") or req.extension
         call_id = req.uniqueid
         menu = service.menu(number)
-        transferred_to = await session.get_variable("HUIYAN_HL_QUEUE")
+        # A transfer to a queue arrives as Q<queue id> (huiyan-transfer in the dialplan; only AMI reaches it).
+        transferred_to = number[1:] if number.startswith("Q") else None
         if transferred_to:
             # Sent here by a transfer to a queue: no greeting, no menu (the digit is left empty).
             menu = {"": MenuChoice(digit="", queue_id=transferred_to, requires={})}
