@@ -142,23 +142,29 @@ async def _wait_and_connect(session: AgiSession, service: HotlineService, waiter
     failed: tuple[tuple[str, ...], float] | None = None  # agents whose Dial just failed at once, and when
     try:
         while True:
-            get = asyncio.ensure_future(waiter.inbox.get())
-            done, _ = await asyncio.wait({get, hangup}, timeout=service.announce_every(waiter.queue_id),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if hangup in done:
-                get.cancel()
-                raise AgiHangup("caller hung up while waiting")
-            if get not in done:
-                get.cancel()
-                pos = service.position(waiter.call_id)
-                if pos is not None:
-                    if music:
-                        await session.set_music(False)
-                    await _say_position(session, pos)
-                    await session.set_music(True)
-                    music = True
-                continue
-            item = get.result()
+            if not waiter.inbox.empty() and not session.hungup:
+                # Fast path, the usual case when an agent is free at enqueue: the offer is already here, so
+                # take it without a trip round the event loop (where a burst's AMI events and other callers'
+                # commands would queue ahead of this caller's Dial).
+                item = waiter.inbox.get_nowait()
+            else:
+                get = asyncio.ensure_future(waiter.inbox.get())
+                done, _ = await asyncio.wait({get, hangup}, timeout=service.announce_every(waiter.queue_id),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if hangup in done:
+                    get.cancel()
+                    raise AgiHangup("caller hung up while waiting")
+                if get not in done:
+                    get.cancel()
+                    pos = service.position(waiter.call_id)
+                    if pos is not None:
+                        if music:
+                            await session.set_music(False)
+                        await _say_position(session, pos)
+                        await session.set_music(True)
+                        music = True
+                    continue
+                item = get.result()
             if isinstance(item, Leave):
                 if music:
                     await session.set_music(False)
