@@ -60,6 +60,8 @@ RELOADS: dict[str, str] = {
     "confbridge.conf": "module reload app_confbridge.so",
     "musiconhold.conf": "moh reload",
     "queues.conf": "queue reload all",
+    # H.323 peers and codecs; turning H.323 on/off or moving its port needs an Asterisk restart (modules.conf).
+    "ooh323.conf": "module reload chan_ooh323.so",
 }
 
 
@@ -79,6 +81,7 @@ class Controller:
         self.hotline: Any = None
         self.rooms: Any = None
         self.room_control: Any = None
+        self.dispatch: Any = None
         self.app: Any = None
         self._uvicorn: Any = None
         self._api_task: asyncio.Task[None] | None = None
@@ -162,6 +165,30 @@ class Controller:
         await self.room_control.resync()  # meetings that went on while the controller was away
         self.app.state.rooms = self.rooms
         self.app.state.room_control = self.room_control
+        # Dispatch (指挥调度): dial-outs into emergency rooms; carries on with active dispatches after a restart.
+        from huiyan.db.numbering import ExtensionPlan
+        from huiyan.dispatch.service import DispatchService
+        from huiyan.dispatch.store import DbDispatchStore
+
+        self.dispatch = DispatchService(
+            self.node.name,
+            DbDispatchStore(self.session_factory, room_plan=ExtensionPlan.from_pattern(s.room_pattern),
+                            internal=ExtensionPlan.from_pattern(s.internal_extension_pattern)),
+            self.bus, self.rooms, public_host=s.public_host)
+        self.dispatch.attach(self.room_control, self.ami)
+        await self.dispatch.start()
+        self.bus.on(self.dispatch.on_event)
+        self.app.state.dispatch = self.dispatch
+        # Recordings as evidence: finalisation jobs queued from the bus (hotline calls, room recordings),
+        # run off the event loop; disk alarm, sweep and daily retention purge (huiyan/recordings/).
+        from huiyan.recordings.service import RecordingsService
+
+        self.recordings = RecordingsService(
+            self.node.name, self.session_factory, s, self.bus, rooms=self.rooms,
+            channel_alive=lambda uid: self.tracker is not None and uid in self.tracker.channels)
+        await self.recordings.start()
+        self.bus.on(self.recordings.on_event)
+        self.app.state.recordings = self.recordings
         await self._start_api()
         self.started_at = time.monotonic()
 
@@ -236,6 +263,8 @@ class Controller:
                     await asyncio.wait_for(self._api_task, 10)
                 except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
                     self._api_task.cancel()
+        if self.dispatch is not None:  # first: no retry may fire into a closing AMI connection
+            await self.dispatch.stop()
         if self.ami is not None:
             await self.ami.close()
         if self.agi is not None:
@@ -244,6 +273,8 @@ class Controller:
             await self.hotline.stop()
         if self.rooms is not None:
             await self.rooms.stop()
+        if getattr(self, "recordings", None) is not None:
+            await self.recordings.stop()
         if self.pbx is not None and self.manage_asterisk:
             await asyncio.to_thread(self.pbx.stop)
         if getattr(self, "engine", None) is not None:
@@ -296,4 +327,6 @@ class Controller:
             "port": getattr(self.agi, "port", None),
             "active_sessions": getattr(self.agi, "active_sessions", 0),
         }
+        if getattr(self, "recordings", None) is not None:
+            out["recordings"] = self.recordings.health()  # not ok when the disk is low (see RecordingsAlarm)
         return out

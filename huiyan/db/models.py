@@ -786,6 +786,7 @@ class Dispatch(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
+    room: Mapped[Room] = relationship()
     legs: Mapped[list[DispatchLeg]] = relationship(
         back_populates="dispatch", cascade="all, delete-orphan", passive_deletes=True, order_by="DispatchLeg.id"
     )
@@ -826,3 +827,140 @@ class DispatchLeg(Base):
 
     def __repr__(self) -> str:
         return f"<DispatchLeg {self.id} dispatch {self.dispatch_id} {self.target} {self.status}>"
+
+
+# --- recordings (issue 5) ---
+
+
+class RecordingStatus(StrEnum):
+    """A finalised recording's (录音录像) place in its life; the chain row itself never changes."""
+
+    COMPLETE = "complete"
+    PURGED = "purged"  # retention: the file is deleted, the row stays in the chain
+    SUPERSEDED = "superseded"  # re-encoded: a later row (supersedes_id) replaces it
+
+
+class RecordingJobState(StrEnum):
+    """Where a finalisation job stands; each step is idempotent, so a job resumes where it stopped."""
+
+    QUEUED = "queued"  # waiting for the capture to close
+    ENCODING = "encoding"  # ffmpeg writing a temporary file (or it died doing so)
+    ENCODED = "encoded"  # the final file is in place, not yet checked
+    VERIFIED = "verified"  # ffprobe: its duration matches the capture's
+    RECORDED = "recorded"  # hashed and in the chain; the raw capture not yet deleted
+    DONE = "done"
+    SKIPPED = "skipped"  # nothing to finalise (the call was never bridged, an empty capture)
+    FAILED = "failed"  # given up after the allowed attempts: the raw capture is kept
+
+
+class Recording(Base):
+    """One finalised recording (M4A, or MP4 with video) and its evidence metadata. Rows form a hash chain in
+    `seq` order: `digest` covers every field below it in `huiyan.recordings.model.CHAIN_FIELDS` and the
+    previous row's digest, so changing, removing or inserting a row breaks the chain. Only `status` and
+    `status_at` change after insertion (purge, supersede); they are outside the digest.
+
+    room_id, case_id, organisation_id are plain numbers, not foreign keys: evidence outlives the directory."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        Index("ix_recordings_session_type_session_id", "session_type", "session_id"),
+        Index("ix_recordings_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    job_id: Mapped[int] = mapped_column(Integer, unique=True)  # the job that made it: never two rows per job
+    session_type: Mapped[str] = mapped_column(String(16))  # hotline, meeting, mediation, dispatch, ...
+    session_id: Mapped[str] = mapped_column(String(64))  # call id, room session id, mediation session id...
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    room_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    organisation_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    participants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    container: Mapped[str] = mapped_column(String(8))  # m4a, mp4
+    codecs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))  # relative to the recordings directory
+    supersedes_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    prev_digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[RecordingStatus] = mapped_column(
+        _enum(RecordingStatus, "recording_status"), default=RecordingStatus.COMPLETE
+    )
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"<Recording {self.id} #{self.seq} {self.session_type}/{self.session_id} {self.status}>"
+
+
+class RecordingParticipant(Base):
+    """Who took part in a recording (for search and for access: a participant may see it)."""
+
+    __tablename__ = "recording_participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    number: Mapped[str] = mapped_column(String(64), default="", index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    role: Mapped[str] = mapped_column(String(32), default="")
+
+
+class RecordingJob(Base):
+    """Finalisation of one capture (or re-encoding of one recording), persisted step by step so that a
+    crash resumes where it stopped. `key` makes queuing idempotent: one job per capture."""
+
+    __tablename__ = "recording_jobs"
+    __table_args__ = (Index("ix_recording_jobs_state_not_before", "state", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="finalise")  # finalise, reencode
+    session_type: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))  # hotline_call, room_recording, recording
+    source_ref: Mapped[str] = mapped_column(String(500))
+    state: Mapped[RecordingJobState] = mapped_column(
+        _enum(RecordingJobState, "recording_job_state"), default=RecordingJobState.QUEUED
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # host:pid of the runner holding it
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    output_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    recording_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RecordingJob {self.id} {self.key} {self.state}>"
+
+
+class RecordingAudit(Base):
+    """Every access to a recording, allowed or denied, and every deletion (retention purge, supersede).
+    Plain numbers, not foreign keys: the audit outlives users and takes unknown ids (a 404 is logged too)."""
+
+    __tablename__ = "recording_audit"
+    __table_args__ = (Index("ix_recording_audit_recording_id_at", "recording_id", "at"),)
+
+    id: Mapped[int] = mapped_column(_LOG_ID, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    recording_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(32))  # search, metadata, stream, download, share, shared, purge...
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int] = mapped_column(Integer, default=200)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+    def __repr__(self) -> str:
+        return f"<RecordingAudit {self.id} {self.action} rec {self.recording_id} user {self.user_id} {self.allowed}>"

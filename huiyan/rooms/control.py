@@ -20,6 +20,7 @@ from huiyan.db.numbering import ExtensionPlan
 from huiyan.dialplan import RUN
 from huiyan.recordings import target as recording_target
 from huiyan.pbx.ami import AmiActionError, AmiError
+from huiyan.rooms.h323 import H323Plan
 from huiyan.rooms.model import (
     RELEASE_PRESENTER_KEYS,
     Participant,
@@ -37,6 +38,9 @@ from huiyan.rooms.service import INTERNAL_CHANNELS, Invitation, RoomService
 log = logging.getLogger(__name__)
 
 INVITE_CODECS = "ulaw,alaw,g722,h264,vp8,opus"  # without Codecs an originated channel carries no video
+# chan_ooh323 is audio only, and a video format among the requested ones makes it log translation-path
+# ERRORs ("Could not return write format to its original state") at dial time.
+H323_INVITE_CODECS = "ulaw,alaw"
 CONFIRM_TIMEOUT = 3.0  # how long an operation waits to see Asterisk's event before answering
 
 
@@ -189,7 +193,7 @@ class RoomControl:
             raise RoomConflict(f"room {spec.number} is deactivated")
         trunk = self.settings.trunk
         dial = dial_target(target, internal=self.internal, trunk_endpoint=TRUNK_ENDPOINT if trunk.host else None,
-                           trunk_host=trunk.host)
+                           trunk_host=trunk.host, h323=H323Plan.from_settings(self.settings.h323))
         inv = Invitation(id=invitation_id or f"{self.service.node}-room{spec.number}-{uuid.uuid4().hex[:12]}",
                          room_id=spec.id,
                          number=spec.number, target=target.strip(), dial=dial,
@@ -199,7 +203,7 @@ class RoomControl:
             await self.ami.action(
                 "Originate", Channel=dial, Context=RUN, Exten=spec.number, Priority=1, Async="true",
                 ChannelId=inv.id, CallerID=f'"{spec.name}" <{spec.number}>', Timeout=str(ring_seconds * 1000),
-                Codecs=INVITE_CODECS,
+                Codecs=H323_INVITE_CODECS if dial.startswith("OOH323/") else INVITE_CODECS,
                 Variable={**(variables or {}), "HUIYAN_ROUTE": "room", "HUIYAN_CLASS": "invited"},
             )
         except AmiError as exc:

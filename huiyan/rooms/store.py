@@ -90,6 +90,9 @@ def _set_moderators(session: Session, room: Room, user_ids: Iterable[int]) -> No
 def _set_invitees(room: Room, invitees: Iterable[Mapping[str, Any]]) -> None:
     rows: list[RoomInvitee] = []
     seen: set[str] = set()
+    # An invitee kept keeps its row: a new row for the same target would be inserted before the old one is
+    # deleted, and break the (room_id, target) unique constraint.
+    existing = {i.target: i for i in room.invitees}
     for inv in invitees:
         target = str(inv["target"]).strip()
         _check(INVITE_TARGET_RE, target, "invitee target")
@@ -98,7 +101,9 @@ def _set_invitees(room: Room, invitees: Iterable[Mapping[str, Any]]) -> None:
         if target in seen:
             raise Invalid(f"invitee {target} is listed twice")
         seen.add(target)
-        rows.append(RoomInvitee(target=target, name=name, moderator=bool(inv.get("moderator", False))))
+        row = existing.get(target) or RoomInvitee(target=target)
+        row.name, row.moderator = name, bool(inv.get("moderator", False))
+        rows.append(row)
     if len(rows) > MAX_INVITEES:
         raise Invalid(f"at most {MAX_INVITEES} invitees per room")
     room.invitees = rows

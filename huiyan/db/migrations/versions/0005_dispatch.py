@@ -110,8 +110,8 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["dispatch_id"], ["dispatches.id"], name=op.f("fk_dispatch_legs_dispatch_id_dispatches"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["dispatch_id"], ["dispatches.id"],
+                                name=op.f("fk_dispatch_legs_dispatch_id_dispatches"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dispatch_legs")),
     )
     op.create_index(op.f("ix_dispatch_legs_dispatch_id"), "dispatch_legs", ["dispatch_id"])
