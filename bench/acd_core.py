@@ -384,9 +384,10 @@ script, method and date, and the command that reproduces it (scripts in `bench/`
 
 
 def write_section(section: str, path: Path) -> None:
-    """Replace only our section (from its heading to the next '## ' heading) or append it."""
+    """Replace only our section (from its heading to the next heading of any level: a '### ' subsection
+    after it belongs to another script) or append it."""
     text = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^##+ |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
