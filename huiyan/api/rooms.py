@@ -23,6 +23,7 @@ from huiyan.db.models import Role, Room, RoomKind, VideoMode
 from huiyan.db.numbering import ExtensionPlan
 from huiyan.db.store import DEPARTMENT_RE, DISPLAY_NAME_RE
 from huiyan.rooms import store
+from huiyan.rooms.h323 import H323_TARGET_RE
 from huiyan.rooms.model import PIN_RE, RoomError
 from huiyan.rooms.service import RoomsChanged
 from huiyan.rooms.store import INVITE_TARGET_RE, MAX_INVITEES, ROOM_NAME_RE
@@ -162,9 +163,12 @@ class PresenterBody(_In):
 
 
 class InviteBody(_In):
-    target: str = Field(pattern=INVITE_TARGET_RE, description=(
+    target: str = Field(pattern=f"{INVITE_TARGET_RE}|{H323_TARGET_RE}", description=(
         "an extension (a user's or a device's), a SIP URI (through the legacy trunk when it names the "
-        "trunk's host), or a phone number (through the trunk)"), examples=["80001", "sip:6001@10.20.0.5"])
+        "trunk's host), a phone number (through the trunk), or an H.323 room system configured in "
+        "h323.peers: h323:<ip>[:port], h323:<alias>@<ip>[:port], h323:<name> (h323:<alias> with a "
+        "gatekeeper); an H.323 address the node cannot dial is a 422"),
+        examples=["80001", "sip:6001@10.20.0.5", "h323:10.20.0.9", "h323:6001@10.20.0.9:1720"])
     moderator: bool = False
     name: str = Field("", pattern=DISPLAY_NAME_RE)
     ring_seconds: int = Field(30, ge=5, le=120)

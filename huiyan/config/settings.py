@@ -8,13 +8,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from huiyan.recordings.settings import RecordingSettings
 
 DEFAULT_SERVICES: dict[str, str] = {
     # number -> FastAGI route. These are the only numbers a citizen or guest may dial.
@@ -25,7 +27,7 @@ DEFAULT_SERVICES: dict[str, str] = {
 }
 
 
-class TrunkSettings(BaseSettings):
+class TrunkSettings(BaseModel):
     """The department's legacy SIP conference system (or an SBC in front of its H.323 rooms)."""
 
     host: str = ""
@@ -33,6 +35,96 @@ class TrunkSettings(BaseSettings):
     username: str = ""
     password: str = ""
     codecs: list[str] = Field(default_factory=lambda: ["ulaw", "alaw", "h264"])
+
+
+# ---- H.323 (legacy room systems through chan_ooh323) ------------------------------------------------------
+
+# Audio codecs chan_ooh323 offers that ConfBridge can mix (Asterisk has a translator for each).
+H323_CODECS = ("ulaw", "alaw", "gsm")
+# Why not H.263 (checked with Asterisk 22.10.1's chan_ooh323, see huiyan/rooms/h323.py): the driver
+# advertises H.263 with maxBitRate 320*1024, above H.245's limit of 192400, so encoding the capability
+# set (or a fast-start proposal) fails with ASN.1 range error -24 and the call has no media at all; it
+# also has no video RTP session (its `vrtp` is a placeholder) and always runs in audio-call mode.
+_H323_NO_VIDEO = (
+    "chan_ooh323 cannot carry video: offering h263 makes every H.323 call fail (its H.263 capability "
+    "breaks H.245 encoding), so H.323 rooms join audio-only; allowed codecs: " + ", ".join(H323_CODECS)
+)
+H323_NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
+
+
+def _ip_literal(value: str, what: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        # chan_ooh323 resolves no host names ("Domain name resolution is not yet supported").
+        raise ValueError(f"{what} {value!r} must be an IP address (chan_ooh323 does not resolve names)") from None
+
+
+class H323Peer(BaseModel):
+    """A legacy H.323 room system (or the MCU) huiyan talks to directly. Without a gatekeeper chan_ooh323
+    accepts calls only from, and places calls only to, the systems listed here."""
+
+    name: str = Field(pattern=H323_NAME_RE)  # also the channel name: OOH323/<name>-N
+    host: str  # its IP address
+    port: int = Field(1720, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _ip_literal(v, "H.323 peer host")
+
+
+class H323Settings(BaseModel):
+    """H.323 interop through chan_ooh323 (Asterisk's 'extended support' H.323 driver): audio only."""
+
+    enabled: bool = False
+    host: str = ""  # listen address; "" = sip_host
+    port: int = Field(1720, ge=1, le=65535)
+    h323id: str = Field("huiyan", pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+    e164: str = Field("", pattern=r"^[0-9]{0,32}$")  # our E.164 alias; "" = none
+    gatekeeper: str = "DISABLE"  # DISABLE, DISCOVER or the gatekeeper's IP address
+    faststart: bool = True
+    h245tunneling: bool = True
+    codecs: list[str] = Field(default_factory=lambda: ["ulaw", "alaw"], min_length=1)
+    peers: list[H323Peer] = Field(default_factory=list)
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs(cls, v: list[str]) -> list[str]:
+        out = [c.strip().lower() for c in v]
+        bad = [c for c in out if c not in H323_CODECS]
+        if bad:
+            raise ValueError(f"codec(s) {', '.join(bad)} not usable over H.323: {_H323_NO_VIDEO}")
+        return list(dict.fromkeys(out))
+
+    @field_validator("gatekeeper")
+    @classmethod
+    def _gatekeeper(cls, v: str) -> str:
+        if v.upper() in ("DISABLE", "DISCOVER"):
+            return v.upper()
+        return _ip_literal(v, "H.323 gatekeeper")
+
+    @field_validator("host")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        return _ip_literal(v, "H.323 listen address") if v else v
+
+    @field_validator("peers")
+    @classmethod
+    def _unique(cls, v: list[H323Peer]) -> list[H323Peer]:
+        names = [p.name.lower() for p in v]
+        if len(set(names)) != len(names) or "general" in names:
+            raise ValueError("H.323 peer names must be unique (and not 'general')")
+        where = [(p.host, p.port) for p in v]
+        if len(set(where)) != len(where):
+            raise ValueError("two H.323 peers have the same host and port")
+        return v
+
+    @property
+    def uses_gatekeeper(self) -> bool:
+        return self.gatekeeper != "DISABLE"
 
 
 class Settings(BaseSettings):
@@ -68,6 +160,8 @@ class Settings(BaseSettings):
     room_pattern: str = "_6XXX"  # conference rooms
     trunk_prefix: str = "9"  # internal classes reach the legacy conference system with 9 + number
     trunk: TrunkSettings = Field(default_factory=TrunkSettings)
+    h323: H323Settings = Field(default_factory=H323Settings)  # legacy H.323 rooms (chan_ooh323), off by default
+    recordings: RecordingSettings = Field(default_factory=RecordingSettings)  # evidence store (issue 5)
 
     token_ttl_seconds: int = 8 * 3600
     # The controller asks AMI only for the events it uses (runtime.CONTROLLER_EVENTS); True = all of them

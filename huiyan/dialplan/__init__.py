@@ -10,6 +10,10 @@ extension simply does not exist in that class's context: chan_pjsip answers 404 
 | trunk    | the legacy conference system                     | yes             | yes   | no             | no             |
 | terminal | bureau video terminals                           | yes             | yes   | yes            | yes            |
 | staff    | agents, supervisors, mediators, officers, ...    | yes             | yes   | yes            | yes            |
+| h323     | legacy H.323 room systems (chan_ooh323, when on) | no              | yes   | no             | no             |
+
+(h323 is not a PJSIP class: its context `from-h323` is named in ooh323.conf; anything but a room number
+hears "unavailable" and is released.)
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class DialplanInput:
     please_wait_prompt: str = ""  # absolute path without extension; "" = music only
     retry_seconds: int = 5  # music between two attempts to reach the controller
     max_tries: int = 60  # then apologise and hang up (60 x 5 s = 5 minutes)
+    h323: bool = False  # chan_ooh323 enabled: render the context its calls arrive in
 
 
 def _check_route(route: str) -> None:
@@ -151,4 +156,28 @@ def render_extensions(d: DialplanInput) -> str:
         out.append(f"[{context_for(cls)}]")
         out += [f"include => {ctx}" for ctx in reach]
         out.append("")
+    if d.h323:
+        out += _h323_contexts(d)
     return "\n".join(out)
+
+
+H323 = "from-h323"  # chan_ooh323's context (ooh323.conf); its callers' class is "h323"
+H323_REFUSE = "huiyan-h323-refuse"
+
+
+def _h323_contexts(d: DialplanInput) -> list[str]:
+    """Legacy H.323 room systems reach rooms only, exactly as the SIP trunk's calls do (the room route,
+    class h323). Any other number (a service number, an internal extension, a name, or none: "s") hears
+    "unavailable" and is released with cause 1 (unallocated number). The refusal is a separate context
+    included after the rooms, because a context's own extensions would win over its includes."""
+    out = [f"[{H323}]", f"include => {ROOMS}", f"include => {H323_REFUSE}", "", f"[{H323_REFUSE}]"]
+    # Numbers, names of two letters or more, and "s" (no number given; also where Asterisk sends a call
+    # whose number matches nothing). Not the one-letter h/i/t: a catch-all there would run again at hang-up.
+    for pattern in ("_[0-9*#+]!", "_[A-Za-z].", "s"):
+        out += [
+            f"exten => {pattern},1,NoOp(H.323 call to ${{EXTEN}}: not a room number)",
+            "same => n,Progress()",
+            f"same => n,Playback({d.unavailable_prompt},noanswer)",
+            "same => n,Hangup(1)",
+        ]
+    return [*out, ""]

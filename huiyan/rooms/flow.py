@@ -25,6 +25,7 @@ from huiyan.rooms.model import (
     known_role,
     profiles,
 )
+from huiyan.rooms.h323 import peer_of_channel
 from huiyan.rooms.service import RoomService
 
 PIN_TRIES = 3
@@ -81,7 +82,11 @@ def room_route(service: RoomService) -> Handler:
         if spec is None:
             await refuse(Refusal.UNAVAILABLE)
             return
-        endpoint = await session.get_variable("CHANNEL(endpoint)")
+        # A legacy H.323 room system (chan_ooh323) is audio only (huiyan/rooms/h323.py says why): it hears
+        # the mix and sends no video, so it never becomes the talker's video and cannot present. It has no
+        # PJSIP endpoint to ask about (CHANNEL(endpoint) means nothing to chan_ooh323).
+        h323_peer = peer_of_channel(req.channel)
+        endpoint = None if h323_peer else await session.get_variable("CHANNEL(endpoint)")
         role = known_role(spec, extension=endpoint, invited_as=invited_as)
         if role is None:
             role = await _ask_pin(session, spec)
@@ -97,7 +102,7 @@ def room_route(service: RoomService) -> Handler:
         if refusal is not None:
             await refuse(refusal)
             return
-        sends_video = _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
+        sends_video = False if h323_peer else _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
         service.expect(uid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
                        invited=invited_as is not None)
         await session.stream_file(session.prompt("room_joining"))

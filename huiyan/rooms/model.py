@@ -9,6 +9,7 @@ Video modes and endpoint classes (Asterisk never transcodes video, and ConfBridg
 | SIP client (softphone devices)             | 16      | every other participant's stream | one: the talker / presenter   |
 | bureau terminal (小鱼)                     | 1       | sends its video, receives none   | one: the talker / presenter   |
 | legacy room via the trunk                  | 1       | sends its video, receives none   | one: the talker / presenter   |
+| legacy H.323 room (chan_ooh323)            | 0       | audio only                       | audio only                    |
 
 So a room that terminals or legacy rooms join is `follow_talker` (the default) or `presenter`; `sfu` is
 for rooms of browsers and multi-stream SIP clients (a terminal that joins one anyway is told so in its
@@ -16,6 +17,9 @@ participant view: `receives: "none"`). In `presenter` rooms the first moderator 
 source until someone else is made presenter; in `follow_talker` rooms making someone presenter pins the
 video to them until the presenter is released, then it follows the talker again. That is how a terminal
 shares its PPT (its content goes out as its video); a browser shares its screen as a video stream.
+An H.323 room (chan_ooh323 carries no video, see huiyan/rooms/h323.py) hears the mixed audio in any mode;
+it never becomes the talker's video (ConfBridge picks video talkers only), so the others keep seeing the
+last video talker while it speaks, and it cannot be made presenter (409).
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from enum import StrEnum
 from typing import Any
 
 from huiyan.db.models import RoomKind, VideoMode
+from huiyan.rooms import h323 as h323_address
 
 __all__ = [
     "RoomKind", "VideoMode", "Role", "Profiles", "profiles", "BRIDGE_PROFILES", "USER_PROFILES", "MENUS",
     "PARTICIPANT_MENU", "MODERATOR_MENU", "RELEASE_PRESENTER_KEYS", "RoomSpec", "Invitee", "Refusal", "admit",
     "needs_pin", "check_pin", "video_receives", "dial_target", "RoomError", "RoomNotFound", "ParticipantNotFound",
-    "ParticipantLeft", "RoomNotLive", "RoomConflict", "BadTarget", "Participant", "RoomChange", "RoomState",
+    "ParticipantLeft", "RoomNotLive", "RoomConflict", "BadTarget", "BadH323Target", "Participant", "RoomChange",
+    "RoomState",
 ]
 
 PIN_RE = r"^[0-9]{4,12}$"
@@ -228,14 +234,15 @@ _SIP_URI = re.compile(r"^sips?:(?:[A-Za-z0-9._~%+-]+@)?([A-Za-z0-9.-]+)(?::([0-9
 
 
 def dial_target(target: str, *, internal: Any, trunk_endpoint: str | None, trunk_host: str = "",
-                anonymous_endpoint: str = "anonymous") -> str:
+                anonymous_endpoint: str = "anonymous", h323: Any = None) -> str:
     """The dial string for one invitation.
 
     - an internal extension (a user's or a device's; `internal` is the plan, e.g. `_8XXXX`) → its endpoint;
     - a SIP URI → sent through the trunk when it names the trunk's host (so the legacy system's
       authentication and codecs apply), otherwise with the anonymous endpoint's media settings;
-    - a phone number → through the trunk.
-    H.323 addresses join the same way once chan_ooh323 is wired (`h323:` is refused until then).
+    - a phone number → through the trunk;
+    - an H.323 address (`h323:…`; `h323` is the node's `huiyan.rooms.h323.H323Plan`, None when H.323 is
+      off) → `OOH323/…` (see huiyan/rooms/h323.py for the forms and why they must name configured peers).
     """
     t = target.strip()
     if internal.contains(t):
@@ -245,8 +252,11 @@ def dial_target(target: str, *, internal: Any, trunk_endpoint: str | None, trunk
         if trunk_endpoint and trunk_host and m.group(1) == trunk_host:
             return f"PJSIP/{trunk_endpoint}/{t}"
         return f"PJSIP/{anonymous_endpoint}/{t}"
-    if t.lower().startswith("h323:"):
-        raise BadTarget(f"cannot invite {t}: H.323 dial-out is not configured on this node")
+    if h323_address.is_h323(t):
+        try:
+            return h323_address.dial_string(t, h323)
+        except h323_address.H323AddressError as exc:
+            raise BadH323Target(str(exc)) from exc
     if _NUMBER.match(t):
         if not trunk_endpoint:
             raise BadTarget(f"cannot call {t}: no trunk to the telephone/legacy network is configured")
@@ -285,6 +295,10 @@ class RoomConflict(RoomError):
 
 class BadTarget(RoomError):
     status = 400
+
+
+class BadH323Target(BadTarget):
+    status = 422  # a malformed H.323 address, or one the node cannot dial (H.323 off, not a configured peer)
 
 
 # ---- the live state of one room ----------------------------------------------------------------------
@@ -455,7 +469,11 @@ class RoomState:
             if self.presenter is None:
                 raise RoomConflict(f"room {self.number} has no presenter to release")
             return self.participant(self.presenter)
-        return self.participant(pid)
+        p = self.participant(pid)
+        if p.sends_video is False:
+            # Everyone would watch nothing (an audio-only H.323 room, a phone).
+            raise RoomConflict(f"participant {pid} in room {self.number} sends no video: it cannot be the presenter")
+        return p
 
     def set_presenter(self, pid: str | None) -> list[RoomChange]:
         if self.presenter == pid:

@@ -40,6 +40,17 @@ def test_toml_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert s.services == {"12348": "hotline", "1234801": "hotline"}
 
 
+def test_unprefixed_environment_variables_do_not_configure_a_trunk(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # HOST/PORT/USERNAME/PASSWORD are common in any environment: only HUIYAN_TRUNK__* may set the trunk.
+    for k, v in {"HOST": "1.2.3.4", "PORT": "7000", "USERNAME": "someone", "PASSWORD": "x"}.items():
+        monkeypatch.setenv(k, v)
+    s = Settings(data_dir=tmp_path)
+    assert (s.trunk.host, s.trunk.port, s.trunk.username, s.trunk.password) == ("", 5060, "", "")
+    monkeypatch.setenv("HUIYAN_TRUNK__HOST", "10.9.8.7")
+    assert Settings(data_dir=tmp_path).trunk.host == "10.9.8.7"
+
+
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUIYAN_SIP_PORT", "not-a-port")
     with pytest.raises(ValueError, match="sip_port"):
