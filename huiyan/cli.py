@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("render", help="render the Asterisk config from settings + database; reload a running one").set_defaults(
         fn=cmd_render)
     sub.add_parser("seed-demo", help="load the demo Jilin province").set_defaults(fn=cmd_seed_demo)
+    from huiyan.recordings.cli import register as register_recordings
+
+    register_recordings(sub)  # huiyan recordings verify|finalise|reencode|purge|jobs
     args = p.parse_args(argv)
     try:
         return int(args.fn(args))

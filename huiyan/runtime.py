@@ -132,6 +132,9 @@ class Controller:
         routes = dict(default_routes(s))
         routes["hotline"] = hotline_route(self.hotline, s.data_dir / "recordings")
         routes["room"] = room_route(self.rooms)
+        from huiyan.mediation.flow import mediation_route
+
+        routes["mediation"] = mediation_route(self.rooms)
         self.agi = FastAgiServer(routes, s.agi_host, s.agi_port, node_name=self.node.name,
                                  sounds_dir=s.data_dir / "sounds")
         await self.agi.start()

@@ -10,7 +10,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
 from huiyan.api import auth, devices, events, hotline_ops, organisations, queue_log, queues, rooms, users
+from huiyan.api import dispatch as dispatch_routes
 from huiyan.api import health as health_routes
+from huiyan.api import mediation
+from huiyan.api import recordings as recordings_routes
 from huiyan.api.access import WebSocketDenied, access_rule, deny_websocket
 from huiyan.api.context import ApiContext, DirectoryHook, HealthCheck
 from huiyan.bus import EventBus
@@ -34,6 +37,7 @@ TAGS = [
     {"name": "users", "description": "Staff accounts; each is also a browser SIP endpoint."},
     {"name": "devices", "description": "Video terminals, softphones, browser seats and kiosks (SIP endpoints)."},
     {"name": "hotline", "description": "12348 hotline: queues, voice menus, members, skills, queue log, calls."},
+    {"name": "recordings", "description": "Recordings as evidence: search, Range streaming, share links, audit."},
     {"name": "events", "description": "WebSocket /api/events (not listed by OpenAPI): the event bus, live."},
 ]
 
@@ -80,6 +84,9 @@ def create_app(
         queue_log.router,
         hotline_ops.router,
         rooms.router,
+        dispatch_routes.router,
+        mediation.router,
+        recordings_routes.router,
         events.router,
     ):
         _document_access(router)

@@ -56,6 +56,10 @@ PROMPTS: dict[str, tuple[str, str]] = {
     "room_recorded": ("本次会议将被录音。", "This meeting will be recorded."),
     "room_ended": ("会议已结束，再见。", "The meeting has ended. Goodbye."),
     # Remote mediation (huiyan.mediation): heard by everyone joining a mediation room, before the join.
+    "mediation_pin": (
+        "您好，这里是远程调解。请输入调解案件密码，以井号键结束。",
+        "Remote mediation. Please enter your case PIN, then press the hash key.",
+    ),
     "mediation_notice": (
         "本次调解全程录音录像，请文明表达。",
         "This mediation session is recorded from start to finish. Please speak calmly and respectfully.",

@@ -1,4 +1,15 @@
-"""Where recordings go and how a call asks Asterisk to record it (audio now; video and evidence: issue 5)."""
+"""Recordings as evidence (录音录像): where captures go (`target()`, used by the hotline and the rooms), and
+the evidence store built on them (see docs/recording.md):
+
+settings.py  `[recordings]`: keep_raw, tolerance, disk alarm, share links, retention per session type
+model.py     pure: the hash chain, verify's verdict, HTTP Range, signed share links, retention, who sees what
+media.py     ffmpeg/ffprobe: N audio/video inputs -> one M4A/MP4 (copy where possible), probe, SHA-256
+store.py     database: jobs (queue, lease, sweep), chain append, audit, access scope, search
+pipeline.py  finalisation, one idempotent step at a time (resumes after a crash)
+ops.py       verify, retention purge, re-encode (CLI and the daily task)
+service.py   the controller's part: hooks from the bus, worker, disk alarm, sweep, daily purge
+cli.py       `huiyan recordings verify|finalise|reencode|purge|jobs`
+"""
 
 from __future__ import annotations
 

@@ -67,20 +67,11 @@ def room_route(service: RoomService) -> Handler:
     async def room(session: AgiSession) -> None:
         req = session.request
         number = req.params.get("number") or req.extension
-        uid = req.uniqueid
-        caller = req.callerid or ""
-
-        async def refuse(reason: Refusal) -> None:
-            session.log.info("room %s: %s refused (%s)", number, caller or req.channel, reason.value)
-            service.refused(number, uid, reason, caller)
-            await session.stream_file(session.prompt(REFUSAL_PROMPTS[reason]))
-            await session.hangup()
-
         spec = service.room_by_number(number)
-        invited_as = service.invitation_role(uid)
+        invited_as = service.invitation_role(req.uniqueid)
         await session.answer()
         if spec is None:
-            await refuse(Refusal.UNAVAILABLE)
+            await refuse_caller(session, service, number, Refusal.UNAVAILABLE)
             return
         # A legacy H.323 room system (chan_ooh323) is audio only (huiyan/rooms/h323.py says why): it hears
         # the mix and sends no video, so it never becomes the talker's video and cannot present. It has no
@@ -91,38 +82,57 @@ def room_route(service: RoomService) -> Handler:
         if role is None:
             role = await _ask_pin(session, spec)
             if role is None:
-                await refuse(Refusal.PIN)
+                await refuse_caller(session, service, number, Refusal.PIN)
                 return
-        state = service.state(number)
-        live_locked = state.locked
-        if role != Role.MODERATOR and state.live and not live_locked:
-            # A moderator may have locked the room from a keypad: ConfBridge reports no event for that.
-            live_locked = await session.get_variable(f"CONFBRIDGE_INFO(locked,{number})") == "1"
-        refusal = admit(spec, role, now=datetime.now(UTC), present=len(state.participants), live_locked=live_locked)
-        if refusal is not None:
-            await refuse(refusal)
-            return
-        sends_video = False if h323_peer else _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
-        service.expect(uid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
-                       invited=invited_as is not None)
-        await session.stream_file(session.prompt("room_joining"))
-        if spec.kind == RoomKind.MEDIATION:
-            # Everyone in a mediation session hears that it is recorded (and to keep it civil), every time.
-            await session.stream_file(session.prompt("mediation_notice"))
-        elif spec.record:
-            await session.stream_file(session.prompt("room_recorded"))
-        # From here on the meeting no longer needs us: if the controller goes away, the caller stays in
-        # ConfBridge, and the dialplan must not run this route again when they leave.
-        await session.set_variable(DONE_VARIABLE, "1")
-        session.log.info("room %s: %s joins as %s", number, caller or req.channel, role.value)
-        await session.exec("ConfBridge", *profiles(spec.video_mode, role).confbridge_args(number))
-        result = await session.get_variable("CONFBRIDGE_RESULT")
-        if result == "KICKED" and number in service.ending:
-            await session.stream_file(session.prompt("room_ended"))
-        elif result == "FAILED":
-            # Locked or filled up between our check and the join.
-            await refuse(Refusal.LOCKED)
-            return
-        await session.hangup()
+        await enter_room(session, service, spec, role, endpoint=endpoint, h323=bool(h323_peer),
+                         invited=invited_as is not None)
 
     return room
+
+
+async def refuse_caller(session: AgiSession, service: RoomService, number: str, reason: Refusal) -> None:
+    req = session.request
+    caller = req.callerid or ""
+    session.log.info("room %s: %s refused (%s)", number, caller or req.channel, reason.value)
+    service.refused(number, req.uniqueid, reason, caller)
+    await session.stream_file(session.prompt(REFUSAL_PROMPTS[reason]))
+    await session.hangup()
+
+
+async def enter_room(session: AgiSession, service: RoomService, spec: RoomSpec, role: Role, *,
+                     endpoint: str | None, h323: bool = False, invited: bool = False) -> None:
+    """Admit a caller whose role is settled (known, or by PIN) into `spec`'s conference, or refuse them
+    with the reason's prompt; returns when they have left the conference and been hung up."""
+    req = session.request
+    number = spec.number
+    state = service.state(number)
+    live_locked = state.locked
+    if role != Role.MODERATOR and state.live and not live_locked:
+        # A moderator may have locked the room from a keypad: ConfBridge reports no event for that.
+        live_locked = await session.get_variable(f"CONFBRIDGE_INFO(locked,{number})") == "1"
+    refusal = admit(spec, role, now=datetime.now(UTC), present=len(state.participants), live_locked=live_locked)
+    if refusal is not None:
+        await refuse_caller(session, service, number, refusal)
+        return
+    sends_video = False if h323 else _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
+    service.expect(req.uniqueid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
+                   invited=invited)
+    await session.stream_file(session.prompt("room_joining"))
+    if spec.kind == RoomKind.MEDIATION:
+        # Everyone in a mediation session hears that it is recorded (and to keep it civil), every time.
+        await session.stream_file(session.prompt("mediation_notice"))
+    elif spec.record:
+        await session.stream_file(session.prompt("room_recorded"))
+    # From here on the meeting no longer needs us: if the controller goes away, the caller stays in
+    # ConfBridge, and the dialplan must not run this route again when they leave.
+    await session.set_variable(DONE_VARIABLE, "1")
+    session.log.info("room %s: %s joins as %s", number, req.callerid or req.channel, role.value)
+    await session.exec("ConfBridge", *profiles(spec.video_mode, role).confbridge_args(number))
+    result = await session.get_variable("CONFBRIDGE_RESULT")
+    if result == "KICKED" and number in service.ending:
+        await session.stream_file(session.prompt("room_ended"))
+    elif result == "FAILED":
+        # Locked or filled up between our check and the join.
+        await refuse_caller(session, service, number, Refusal.LOCKED)
+        return
+    await session.hangup()

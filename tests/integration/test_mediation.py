@@ -1,10 +1,12 @@
 """Remote mediation end to end against a real Asterisk: a mediator opens a case and starts its session; two
-parties (SIPp terminals) dial the room number and key in the case PIN; a lawyer (a SIPp phone) is dialled
+parties (SIPp terminals) dial the room number and key in the case PIN, a tourist (an anonymous SIP caller)
+dials the public mediation number 12349 and keys the same PIN; a lawyer (a SIPp phone) is dialled
 in through the case API; everyone hears the recording notice before joining; the mediator ends the
 session; the room's recording is on the case, and the room no longer admits anyone."""
 
 from __future__ import annotations
 
+import re
 import time
 import wave
 from pathlib import Path
@@ -65,6 +67,11 @@ def test_case_session_two_parties_and_a_lawyer_join_and_the_recording_is_on_the_
     join_a = rooms.joined(room, _prefix(applicant), timeout=30)
     join_r = rooms.joined(room, _prefix(respondent), timeout=30)
     assert join_a.get("Admin") == "No" and join_r.get("Admin") == "No"
+    # a tourist with no terminal of ours (an anonymous SIP caller, class guest) dials the public mediation
+    # number 12349 and keys the same case PIN: it leads into this case's room
+    tourist = rooms.dial(None, "12349", steps=(("pause", 800), ("dtmf", f"{pin}#")), hold_ms=90000, user="tourist")
+    join_t = rooms.joined(room, "PJSIP/anonymous-", timeout=30)
+    assert join_t.get("Admin") == "No"
     # the session is recorded from its start, without anyone asking
     rec_event = rooms.room_event(room, "recording_started", timeout=20)
     path = Path(rec_event.data["path"])
@@ -79,23 +86,28 @@ def test_case_session_two_parties_and_a_lawyer_join_and_the_recording_is_on_the_
     join_l = rooms.ami("ConfbridgeJoin", lambda e: e.get("Uniqueid") == inv["id"], timeout=30)
     assert join_l.get("Conference") == room["number"] and join_l.get("Channel").startswith(_prefix(lawyer))
     rooms.room_event(room, "invitation", lambda e: e.data["id"] == inv["id"] and e.data["status"] == "joined")
-    live = rooms.wait_for(lambda: (v := rooms.live(room)) and len(v["participants"]) == 3 and v, timeout=15)
+    live = rooms.wait_for(lambda: (v := rooms.live(room)) and len(v["participants"]) == 4 and v, timeout=15)
     assert live["recording"] and live["kind"] == "mediation"
-    assert sorted(p["invited"] for p in live["participants"]) == [False, False, True]
+    assert sorted(p["invited"] for p in live["participants"]) == [False, False, False, True]
 
     # every joiner's call flow played the recording notice before the conference
     assert _played(huiyan, _prefix(applicant)) == ["room_pin", "room_joining", "mediation_notice"]
     assert _played(huiyan, _prefix(respondent)) == ["room_pin", "room_joining", "mediation_notice"]
     assert _played(huiyan, _prefix(lawyer)) == ["room_joining", "mediation_notice"]
+    # (this exact channel: other tests' anonymous callers are in the same log)
+    log = (huiyan.settings.pbx_dir / "log" / "full.log").read_text(errors="replace")
+    tourist_played = re.findall(rf"<{re.escape(join_t.get('Channel'))}> ?Playing '[^']*/huiyan/([a-z_0-9]+)\.", log)
+    assert tourist_played == ["mediation_pin", "room_joining", "mediation_notice"]
 
     time.sleep(2)  # some conversation in the recording
     r = api("post", f"/cases/{case['id']}/session/end")
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "open" and r.json()["participants_ended"] == 3
+    assert r.json()["status"] == "open" and r.json()["participants_ended"] == 4
     rooms.room_event(room, "ended", timeout=20)
     for t in (applicant, respondent):
         assert t.sipp is not None
         _ok(t.sipp.wait())  # hung up by us (the BYE came from Asterisk)
+    _ok(tourist.wait())
 
     # the recording exists, is not empty, and is linked to the case and its session
     got = rooms.wait_for(lambda: (c := api("get", f"/cases/{case['id']}").json())["recordings"]

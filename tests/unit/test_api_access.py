@@ -25,7 +25,8 @@ from huiyan.db.models import Role
 if TYPE_CHECKING:
     from conftest import ApiHarness
 
-PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login")}
+PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"),
+                 ("GET", "/api/recordings/shared/{token}")}  # a signed, expiring share link is its own credential
 DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 

@@ -14,6 +14,7 @@ from huiyan.agi import FastAgiServer
 from huiyan.agi.testing import FakeAsterisk
 from huiyan.bus import EventBus
 from huiyan.prompts import PROMPTS, prompt_file
+from huiyan.mediation.flow import mediation_route
 from huiyan.rooms.flow import room_route
 from huiyan.rooms.model import Role, RoomKind, RoomSpec
 from huiyan.rooms.service import Invitation, RoomService
@@ -21,12 +22,15 @@ from huiyan.rooms.service import Invitation, RoomService
 HOST = "127.0.0.1"
 MEDIATION = RoomSpec(id=1, number="6101", name="远程调解 2026-00001", kind=RoomKind.MEDIATION, pin="135790",
                      record=True, moderator_extensions=frozenset({"80005"}))
-MEETING = RoomSpec(id=2, number="6102", name="周例会", record=True)
+MEETING = RoomSpec(id=2, number="6102", name="周例会", record=True, pin="135791")
+# A case between sessions: its room is closed (inactive) until the mediator starts the next one.
+CLOSED = RoomSpec(id=3, number="6103", name="远程调解 2026-00002", kind=RoomKind.MEDIATION, pin="246802",
+                  record=True, active=False)
 
 
 class Store:
     def load(self) -> list[RoomSpec]:
-        return [MEDIATION, MEETING]
+        return [MEDIATION, MEETING, CLOSED]
 
     def open_sessions(self, node: str) -> dict[int, int]:
         return {}
@@ -62,11 +66,16 @@ async def _played(svc: RoomService, sounds: Path, number: str, *, endpoint: str,
             return f"200 result=1 ({value})" if value is not None else "200 result=0"
         return "200 result=0"
 
-    async with FastAgiServer({"room": room_route(svc)}, HOST, 0, sounds_dir=sounds) as server:
+    routes = {"room": room_route(svc), "mediation": mediation_route(svc)}
+    route = "mediation" if number == "12349" else "room"
+    async with FastAgiServer(routes, HOST, 0, sounds_dir=sounds) as server:
         headers = {"agi_extension": number, "agi_uniqueid": uid, "agi_language": lang,
-                   "agi_network_script": "room", "agi_request": f"agi://{HOST}/room?number={number}"}
-        async with FakeAsterisk(HOST, server.port, headers=headers, responses=respond, script="room") as fa:
+                   "agi_network_script": route, "agi_request": f"agi://{HOST}/{route}?number={number}"}
+        async with FakeAsterisk(HOST, server.port, headers=headers, responses=respond, script=route) as fa:
             await fa.wait_closed()
+    if route == "mediation":
+        confbridges = [c for c in fa.commands if c.startswith("EXEC ConfBridge")]
+        assert all("6101" in c for c in confbridges), confbridges  # the case's own room, no other
     base = f"{sounds}/{lang}/huiyan/"
     out = []
     for c in fa.commands:
@@ -97,11 +106,30 @@ async def test_a_wrong_pin_never_reaches_the_notice_and_other_rooms_keep_their_o
         svc: RoomService, sounds: Path) -> None:
     assert await _played(svc, sounds, "6101", endpoint="80009", pins=["111111", "222222", "333333"]) == [
         "room_pin", "invalid", "room_pin", "invalid", "room_pin", "invalid", "goodbye"]
-    assert await _played(svc, sounds, "6102", endpoint="80009", pins=[]) == [
-        "room_joining", "room_recorded", "ConfBridge"]
+    assert await _played(svc, sounds, "6102", endpoint="80009", pins=["135791"]) == [
+        "room_pin", "room_joining", "room_recorded", "ConfBridge"]
 
 
 def test_the_notice_is_in_the_catalogue_in_both_languages() -> None:
     zh, en = PROMPTS["mediation_notice"]
     assert "调解" in zh and "录音录像" in zh and "文明" in zh
     assert "mediation" in en and "recorded" in en and en.isascii()
+
+
+async def test_a_tourist_dials_12349_keys_the_case_pin_and_enters_that_cases_room(
+        svc: RoomService, sounds: Path) -> None:
+    # An anonymous caller: no endpoint of ours, so no PIN-less role; the case PIN picks the room.
+    assert await _played(svc, sounds, "12349", endpoint="anonymous", pins=["", "999999", "135790"]) == [
+        "mediation_pin", "invalid", "mediation_pin", "invalid", "mediation_pin",
+        "room_joining", "mediation_notice", "ConfBridge"]
+    joining = svc._expected  # noqa: SLF001 - the flow told the service who is about to join, as what
+    assert [e.role for e in joining.values()] == [Role.PARTICIPANT]
+
+
+async def test_12349_refuses_a_meeting_pin_three_wrong_pins_and_a_case_between_sessions(
+        svc: RoomService, sounds: Path) -> None:
+    # A meeting room's PIN is not a case PIN: 12349 only ever leads into mediation rooms.
+    assert await _played(svc, sounds, "12349", endpoint="anonymous", pins=["135791", "1", "2"]) == [
+        "mediation_pin", "invalid", "mediation_pin", "invalid", "mediation_pin", "invalid", "goodbye"]
+    assert await _played(svc, sounds, "12349", endpoint="anonymous", pins=["246802"]) == [
+        "mediation_pin", "unavailable"]
