@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import anyio.from_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -160,14 +161,23 @@ class NoteOut(BaseModel):
     at: datetime
 
 
+class EvidenceOut(BaseModel):
+    job_state: str = Field(description="finalisation: queued, encoding, ..., done (see huiyan.recordings)")
+    recording_id: int | None = Field(description="the finalised, hash-chained recording: /api/recordings/{id}")
+    sha256: str | None
+    duration_s: float | None
+    download_url: str | None
+
+
 class RecordingOut(BaseModel):
     id: int
     session_id: int | None = Field(description="the mediation session it was made in")
     room_session_id: int | None = Field(description="the room's sitting (room_sessions)")
-    path: str
+    path: str = Field(description="the raw capture (deleted once the finalised recording is verified)")
     started_at: datetime
     ended_at: datetime | None
-    size_bytes: int | None = Field(description="the file's size now; null when the file is missing")
+    size_bytes: int | None = Field(description="the raw capture's size now; null once it is gone")
+    evidence: EvidenceOut | None = Field(description="its finalisation into evidence (M4A/MP4), once queued")
 
 
 class SessionOut(BaseModel):
@@ -229,7 +239,7 @@ class CaseOut(CaseBrief):
 
     @classmethod
     def full(cls, session: Session, case: MediationCase, ctx: ApiContext) -> CaseOut:
-        recs = [_recording(r, owner) for r, owner in store.case_recordings(session, case)]
+        recs = [_recording(session, r, owner) for r, owner in store.case_recordings(session, case)]
         room = case.room
         return cls(
             **cls.fields_of(case), summary=case.summary,
@@ -246,13 +256,24 @@ class CaseOut(CaseBrief):
         )
 
 
-def _recording(rec: Any, owner: int | None) -> RecordingOut:
+def _recording(session: Session, rec: Any, owner: int | None) -> RecordingOut:
+    from huiyan.db.models import Recording, RecordingJob
+    from huiyan.recordings.store import room_key
+
     try:
         size: int | None = Path(rec.path).stat().st_size
     except OSError:
         size = None
+    evidence = None
+    job = session.scalar(select(RecordingJob).where(RecordingJob.key == room_key(rec.path)))
+    if job is not None:
+        final = session.get(Recording, job.recording_id) if job.recording_id is not None else None
+        evidence = EvidenceOut(
+            job_state=job.state.value, recording_id=final.id if final else None,
+            sha256=final.sha256 if final else None, duration_s=final.duration_ms / 1000 if final else None,
+            download_url=f"/api/recordings/{final.id}/download" if final else None)
     return RecordingOut(id=rec.id, session_id=owner, room_session_id=rec.session_id, path=rec.path,
-                        started_at=rec.started_at, ended_at=rec.ended_at, size_bytes=size)
+                        started_at=rec.started_at, ended_at=rec.ended_at, size_bytes=size, evidence=evidence)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -503,5 +524,5 @@ async def invite_lawyer(caller: CaseWorker, case_id: int, body: LawyerBody, requ
 def list_recordings(caller: CaseWorker, case_id: int, session: DbSession) -> list[RecordingOut]:
     """Every recording of the case's sessions, oldest first, with the session each belongs to."""
     case = _case(session, caller, case_id)
-    return [_recording(r, owner) for r, owner in store.case_recordings(session, case)]
+    return [_recording(session, r, owner) for r, owner in store.case_recordings(session, case)]
 

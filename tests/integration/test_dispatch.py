@@ -10,7 +10,6 @@ import json
 import re
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from tests.integration import callflows
 from tests.integration.conftest import Running
 from tests.integration.sipp import SCENARIOS, Sipp, free_port
-from tests.integration.test_rooms import Rooms, Terminal, _ok, _received, rooms  # noqa: F401 - the fixture
+from tests.integration.test_rooms import Rooms, Terminal, _ok, _received, recorded_seconds, rooms  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -259,9 +258,7 @@ def test_one_click_dispatch_to_ten_terminals(rooms: Rooms, ten: dict[str, Any], 
     view = rooms.wait_for(lambda: (v := rooms.api("get", f"/api/dispatch/{did}").json())["recordings"]
                           and v["recordings"][0]["ended_at"] and v, timeout=15)
     path = Path(view["recordings"][0]["path"])
-    assert path.exists() and "/dispatch/" in str(path)
-    with wave.open(str(path)) as w:
-        assert w.getnframes() > 0
+    assert "/dispatch/" in str(path) and recorded_seconds(path) > 0
 
     # the state that matters is in the database: a restarted controller would show the same
     from huiyan.dispatch.store import DbDispatchStore

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +115,18 @@ def test_case_session_two_parties_and_a_lawyer_join_and_the_recording_is_on_the_
     [rec] = got["recordings"]
     assert rec["path"] == str(path) and rec["session_id"] == started["session"]["id"] and rec["room_session_id"]
     assert got["sessions"][0]["recordings"] == [rec] and got["sessions"][0]["ended_at"]
-    rooms.wait_for(lambda: path.exists() and path.stat().st_size > 44, timeout=10)
-    with wave.open(str(path)) as w:
-        assert w.getnframes() / w.getframerate() > 1.0
-    assert api("get", f"/cases/{case['id']}/recordings").json()[0]["size_bytes"] == path.stat().st_size
+    # ... and is finalised into evidence (M4A, hash-chained; the raw WAV goes once that is verified), which
+    # the mediator may fetch because it is their case
+    done = rooms.wait_for(lambda: (e := api("get", f"/cases/{case['id']}/recordings").json()[0]["evidence"])
+                          and e["recording_id"] and e, timeout=90)
+    assert done["job_state"] == "done" and done["duration_s"] > 1.0 and len(done["sha256"]) == 64
+    r = httpx.get(f"{huiyan.api}/api/recordings/{done['recording_id']}", headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    final = r.json()
+    assert final["case_id"] == case["id"] and final["session_type"] == "mediation" and final["sha256"] == done["sha256"]
+    assert final["codecs"] and final["container"] == "m4a"
+    r = httpx.get(f"{huiyan.api}{done['download_url']}", headers=auth, timeout=30)
+    assert r.status_code == 200 and len(r.content) == final["size_bytes"]
 
     # between sessions the room admits nobody, PIN or not
     late = rooms.dial(applicant, room["number"], steps=(("pause", 800), ("dtmf", f"{pin}#")), hold_ms=15000)

@@ -351,6 +351,30 @@ class Rooms:
             s.kill()
 
 
+def recorded_seconds(path: Path, timeout: float = 15) -> float:
+    """Seconds of audio in a room recording: the raw WAV Asterisk wrote, or, once the recordings service
+    has finalised it (and removed the WAV), the M4A beside it. Waits for either to appear."""
+    import json
+    import subprocess
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with wave.open(str(path)) as w:
+                if w.getnframes():
+                    return w.getnframes() / w.getframerate()
+        except (FileNotFoundError, EOFError, wave.Error):
+            pass
+        final = path.with_suffix(".m4a")
+        if final.exists():
+            out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json",
+                                  str(final)], capture_output=True, text=True, check=True).stdout
+            return float(json.loads(out)["format"]["duration"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"neither {path} nor {final} has audio after {timeout}s")
+        time.sleep(0.1)
+
+
 def _bind(sipp: Sipp, ip: str) -> None:
     i = sipp.args.index("-i")
     sipp.args[i + 1] = ip
@@ -486,9 +510,7 @@ def test_presenter_and_recording(rooms: Rooms, huiyan: Running) -> None:
     r = rooms.api("delete", f"/api/rooms/{room['id']}/recording")
     assert r.status_code == 200 and r.json()["path"] == str(path), r.text
     rooms.ami("ConfbridgeStopRecord", lambda e: e.get("Conference") == room["number"])
-    rooms.wait_for(lambda: path.exists() and path.stat().st_size > 44, timeout=5)
-    with wave.open(str(path)) as w:
-        assert w.getnframes() / w.getframerate() > 0.5
+    assert recorded_seconds(path) > 0.5
     recs = rooms.wait_for(lambda: [x for x in rooms.api("get", f"/api/rooms/{room['id']}/recordings").json()
                                    if x["ended_at"]])
     assert recs[0]["path"] == str(path) and recs[0]["session_id"]
