@@ -814,8 +814,9 @@ warm-up call(s) per path. Every caller first hears the same welcome + "this call
 prompts and every answered call is recorded (`MixMonitor(...,b)`), so the three paths do the same work
 apart from the distribution:
 - **ours**: the 12348 flow on a service number whose menu has one option (so no menu): FastAGI
-  coroutine, prompts, enqueue in the Python distributor (longest-idle, ring timeout {ring} s, no wrap-up,
-  no auto-pause, no announcements), then (an agent being free) music off, MixMonitor, `Dial`.
+  coroutine, prompts, `MixMonitor` and `MSet` (the restart-safety variables), enqueue in the Python
+  distributor (longest-idle, ring timeout {ring} s, no wrap-up, no auto-pause, no announcements), then (an
+  agent being free, the offer made at enqueue) `Dial` straight away: one AGI round trip after entry.
 - **app_queue**: `Answer`, the same prompts (`Playback`), `MixMonitor`, then `Queue()` with
   `strategy=leastrecent` (= longest-idle), `ringinuse=no`, `timeout={ring}`, `wrapuptime=0`,
   `autofill=yes` (waiting callers served in parallel, as ours does), `autopause=no`, no announcements,
@@ -834,14 +835,17 @@ each line in the calling thread, to the microsecond) minus queue entry: for app_
 starts `Queue()`, for plain the line of the `NoOp(bench-entry)` just before the round-robin pick, for
 ours the distributor's own enqueue time (our bus event, same wall clock). The *AMI clock* column is the
 method first suggested (entry event → `DialBegin`, both by AMI `Timestamp`: ours `VarSet` of
-`HUIYAN_HL_QUEUED_AT`, app_queue `QueueCallerJoin`, plain `Newexten`): it is reported but not used for
+`HUIYAN_HL_QUEUED_AT`, which the `MSet` makes one AGI round trip *before* the enqueue, app_queue
+`QueueCallerJoin`, plain `Newexten`): it is reported but not used for
 the ratios, because the manager stamps an event when its single stasis thread gets to it, so every event
 queued between entry and `DialBegin` (many in the plain path's dialplan, few inside `Queue()`) shifts it
 by milliseconds.
 **CPU per call** = Asterisk (utime+stime of the process, all threads, from /proc) and the controller
 (this process's CPU minus the driver thread's own `thread_time`: the controller's event-loop thread and
 its database worker threads), before/after each path's run including its drain, divided by the calls.
-The controller is attached in all three runs (in app_queue/plain it only reads AMI events). SIPp's own
+The controller is attached in all three runs (in app_queue/plain it only reads AMI events). In ours it
+also finalises every call's recording into evidence (a job per call: ffprobe, SHA-256, the hash-chain row;
+the AAC encode is an ffmpeg child process, not counted), work the peers' recordings do not get. SIPp's own
 CPU is not counted."""
 
 
