@@ -26,7 +26,7 @@ from huiyan.rooms import store
 from huiyan.rooms.h323 import H323_TARGET_RE
 from huiyan.rooms.model import PIN_RE, RoomError
 from huiyan.rooms.service import RoomsChanged
-from huiyan.rooms.store import INVITE_TARGET_RE, MAX_INVITEES, ROOM_NAME_RE
+from huiyan.rooms.store import INVITE_TARGET_RE, INVITEE_TARGET_RE, MAX_INVITEES, ROOM_NAME_RE
 
 router = APIRouter(tags=["rooms"])
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ PARTICIPANT_ID = r"^[A-Za-z0-9._-]{1,150}$"  # a channel uniqueid
 
 
 class InviteeIn(_In):
-    target: str = Field(pattern=INVITE_TARGET_RE, description="an extension, a SIP URI or a phone number",
-                        examples=["80001", "sip:6001@10.20.0.5", "043188889999"])
+    target: str = Field(pattern=INVITEE_TARGET_RE,
+                        description="an extension, a SIP URI, a phone number or an H.323 room system",
+                        examples=["80001", "sip:6001@10.20.0.5", "043188889999", "h323:10.20.0.9"])
     name: str = Field("", pattern=DISPLAY_NAME_RE)
     moderator: bool = False
 

@@ -31,10 +31,13 @@ from huiyan.db.models import (
 )
 from huiyan.db.numbering import ExtensionPlan
 from huiyan.db.store import DISPLAY_NAME_RE, _check, _flush, _get, _page
+from huiyan.rooms.h323 import H323_TARGET_RE
 from huiyan.rooms.model import PIN_RE, Invitee, RoomSpec
 
 ROOM_NAME_RE = r'^[^\x00-\x1f\x7f";<>\\]{1,100}$'  # also the caller name an invited party sees
 INVITE_TARGET_RE = r"^(?:\+?[0-9]{2,20}|sips?:[A-Za-z0-9._~%+-]+@[A-Za-z0-9.-]+(?::[0-9]{1,5})?)$"
+# What an invitee of a room may be: the above, or a legacy H.323 room system (dialled through chan_ooh323).
+INVITEE_TARGET_RE = f"{INVITE_TARGET_RE}|{H323_TARGET_RE}"
 MAX_PARTICIPANTS = {VideoMode.SFU: 50, VideoMode.FOLLOW_TALKER: 200, VideoMode.PRESENTER: 200}
 MAX_INVITEES = 200
 ROOM_FIELDS = frozenset({
@@ -95,7 +98,7 @@ def _set_invitees(room: Room, invitees: Iterable[Mapping[str, Any]]) -> None:
     existing = {i.target: i for i in room.invitees}
     for inv in invitees:
         target = str(inv["target"]).strip()
-        _check(INVITE_TARGET_RE, target, "invitee target")
+        _check(INVITEE_TARGET_RE, target, "invitee target")
         name = str(inv.get("name") or "")
         _check(DISPLAY_NAME_RE, name, "invitee name")
         if target in seen:

@@ -28,12 +28,13 @@ def test_create_a_permanent_and_a_scheduled_room(api: ApiHarness) -> None:
     r = _create(api, name="调解室", kind="mediation", video_mode="sfu", number="6100", pin="1357",
                 moderator_pin="8642", starts_at="2024-07-01T09:00:00+08:00", ends_at="2024-07-01T11:00:00+08:00",
                 record=True, moderator_user_ids=[api.user_ids["mediator"]],
-                invitees=[{"target": "80001", "name": "律师"}, {"target": "sip:6001@10.20.0.5", "moderator": True}])
+                invitees=[{"target": "80001", "name": "律师"}, {"target": "sip:6001@10.20.0.5", "moderator": True},
+                          {"target": "h323:10.20.0.9:1720", "name": "老会议室"}])
     assert r.status_code == 201, r.text
     room = r.json()
     assert not room["permanent"] and room["starts_at"].startswith("2024-07-01T01:00:00")
     assert room["pin"] == "1357" and room["moderator_user_ids"] == [api.user_ids["mediator"]]
-    assert [i["target"] for i in room["invitees"]] == ["80001", "sip:6001@10.20.0.5"]
+    assert [i["target"] for i in room["invitees"]] == ["80001", "sip:6001@10.20.0.5", "h323:10.20.0.9:1720"]
     listed = api.client.get("/api/rooms?kind=mediation", headers=api.auth("admin")).json()
     assert listed["total"] == 1 and listed["items"][0]["number"] == "6100"
 
@@ -49,7 +50,8 @@ def test_room_rules_are_enforced_with_clear_messages(api: ApiHarness) -> None:
         ({"moderator_user_ids": [9999]}, 400, "do not exist"),
         ({"invitees": [{"target": "80001"}, {"target": "80001"}]}, 400, "twice"),
         ({"pin": "12"}, 422, "pattern"),
-        ({"invitees": [{"target": "h323:10.0.0.1"}]}, 422, "pattern"),
+        ({"invitees": [{"target": "h323:10.0.0.1 ; x"}]}, 422, "pattern"),
+        ({"invitees": [{"target": "h323:"}]}, 422, "pattern"),
         ({"name": 'a"b'}, 422, "pattern"),
     ]
     for body, code, message in cases:
