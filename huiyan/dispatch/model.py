@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huiyan.db.models import DispatchStatus, LegKind, LegStatus
+from huiyan.pbx.outcome import dial_failure
 
 __all__ = [
     "LegKind", "LegStatus", "DispatchStatus", "FINAL", "IN_CALL", "RETRYABLE", "RetryPolicy", "Party", "Leg",
@@ -39,44 +40,9 @@ DIALLING = frozenset({LegStatus.CALLING, LegStatus.RINGING})
 # Outcomes a dispatch may retry; declined is never retried (somebody said no).
 RETRYABLE = frozenset({LegStatus.UNREACHABLE, LegStatus.BUSY, LegStatus.NO_ANSWER, LegStatus.FAILED})
 
-# Q.850 hang-up causes (what chan_pjsip maps SIP responses to).
-CAUSE_NORMAL = 16
-CAUSE_BUSY = 17  # 486, 600
-CAUSE_NO_USER_RESPONSE = 18  # 408
-CAUSE_NO_ANSWER = 19  # 480
-CAUSE_REJECTED = 21  # 603, 403
-UNREACHABLE_CAUSES = frozenset({
-    1,  # unallocated number (404)
-    3,  # no route to destination
-    20,  # subscriber absent
-    27,  # destination out of order (502)
-    34,  # no circuit available / congestion (503)
-    38,  # network out of order
-    41,  # temporary failure
-    42,  # switching equipment congestion
-})
-# OriginateResponse Reason: the last AST_CONTROL_* frame the dial saw.
-REASON_HANGUP, REASON_RINGING, REASON_BUSY, REASON_CONGESTION = 1, 3, 5, 8
-
-
 def classify_failure(reason: int | None, cause: int | None, *, channel_created: bool, rang: bool) -> LegStatus:
-    """What a failed dial means for the dispatcher, from the OriginateResponse Reason and the Hangup cause."""
-    if not channel_created:
-        return LegStatus.UNREACHABLE  # no channel at all: no contact registered, or the endpoint is unavailable
-    if cause == CAUSE_BUSY or reason == REASON_BUSY:
-        return LegStatus.BUSY
-    if cause == CAUSE_REJECTED:
-        return LegStatus.DECLINED
-    if reason == REASON_RINGING:
-        return LegStatus.NO_ANSWER  # rang until the dispatch's ring timeout
-    if cause in (CAUSE_NO_USER_RESPONSE, CAUSE_NO_ANSWER):
-        # It never rang: the terminal is registered but gone (INVITE timed out) or unavailable.
-        return LegStatus.NO_ANSWER if rang else LegStatus.UNREACHABLE
-    if cause in UNREACHABLE_CAUSES or reason == REASON_CONGESTION:
-        return LegStatus.UNREACHABLE
-    if cause == CAUSE_NORMAL or reason == REASON_HANGUP:
-        return LegStatus.DECLINED  # hung up on us while ringing
-    return LegStatus.FAILED
+    """What a failed dial means for the dispatcher (see `huiyan.pbx.outcome.dial_failure`)."""
+    return LegStatus(dial_failure(reason, cause, channel_created=channel_created, rang=rang))
 
 
 def auto_answer_variables(host: str) -> dict[str, str]:

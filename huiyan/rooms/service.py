@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from huiyan.bus import EventBus
+from huiyan.pbx.outcome import dial_failure
 from huiyan.rooms.model import (
     Participant,
     Refusal,
@@ -57,7 +58,7 @@ class RoomsChanged:
 
 InvitationStatus = Literal["dialling", "answered", "joined", "left", "failed"]
 # OriginateResponse Reason (the AST_CONTROL_* the dial ended with) -> why an invitation failed.
-ORIGINATE_REASONS = {0: "failed", 1: "declined", 3: "no_answer", 5: "busy", 8: "unreachable"}
+FAILURE_GRACE = 1.0  # seconds a failed Originate waits for its channel's Hangup cause (see _on_originate)
 
 
 @dataclass
@@ -75,6 +76,12 @@ class Invitation:
     reason: str = ""
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    # What the dial went through, for telling a 603 from an unregistered phone (huiyan.pbx.outcome).
+    channel_created: bool = False
+    rang: bool = False
+    cause: int | None = None
+    pending_reason: int | None = None  # a failed Originate waiting for the Hangup cause
+    pending: Any = None  # its timer
 
     def view(self) -> dict[str, Any]:
         return {"id": self.id, "room_id": self.room_id, "number": self.number, "target": self.target,
@@ -309,15 +316,49 @@ class RoomService:
             return
         self._apply(number, self.state(number).source_changed(event.get("BridgeVideoSource")))
 
-    def _on_originate(self, event: Any) -> None:
+    def _dialling(self, event: Any) -> Invitation | None:
         inv = self.invitations.get(event.get("Uniqueid"))
-        if inv is None or inv.status != "dialling":
+        return inv if inv is not None and inv.status == "dialling" else None
+
+    def _on_channel(self, event: Any) -> None:
+        """Newchannel / Newstate / Hangup of an invited party's channel while it is being dialled."""
+        inv = self._dialling(event)
+        if inv is None:
+            return
+        inv.channel_created = True
+        if event.name == "Newstate" and event.get("ChannelStateDesc") == "Ringing":
+            inv.rang = True
+        elif event.name == "Hangup":
+            cause = event.get("Cause") or ""
+            inv.cause = int(cause) if cause.isdigit() else None
+            if inv.pending is not None:
+                inv.pending.cancel()
+                self._dial_failed(inv)
+
+    def _on_originate(self, event: Any) -> None:
+        inv = self._dialling(event)
+        if inv is None:
             return
         if event.get("Response") == "Success":
             self._invitation(inv, "answered")
-        else:
-            reason = int(event.get("Reason") or 0) if (event.get("Reason") or "0").isdigit() else 0
-            self._invitation(inv, "failed", ORIGINATE_REASONS.get(reason, f"reason {reason}"))
+            return
+        raw = event.get("Reason") or ""
+        inv.pending_reason = int(raw) if raw.isdigit() else None
+        if inv.channel_created and inv.cause is None:
+            # The channel existed: its Hangup, with the cause that tells declined from busy, is due.
+            try:
+                inv.pending = asyncio.get_running_loop().call_later(FAILURE_GRACE, self._dial_failed, inv)
+                return
+            except RuntimeError:
+                pass  # no loop (unit tests of the state alone): decide with what is known
+        self._dial_failed(inv)
+
+    def _dial_failed(self, inv: Invitation) -> None:
+        inv.pending = None
+        if inv.status != "dialling":
+            return
+        self._invitation(inv, "failed", dial_failure(inv.pending_reason, inv.cause,
+                                                     channel_created=inv.channel_created, rang=inv.rang))
 
     _HANDLERS: dict[str, Callable[[RoomService, Any], None]] = {
         "ConfbridgeStart": _on_start,
@@ -331,6 +372,9 @@ class RoomService:
         "ConfbridgeStopRecord": _on_record,
         "BridgeVideoSourceUpdate": _on_video_source,
         "OriginateResponse": _on_originate,
+        "Newchannel": _on_channel,
+        "Newstate": _on_channel,
+        "Hangup": _on_channel,
     }
 
     # ---- changes made by our own actions (Asterisk reports none for these) ------------------------

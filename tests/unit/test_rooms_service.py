@@ -178,7 +178,10 @@ async def test_invitations_follow_originate_and_join(svc: RoomService) -> None:
     svc.add_invitation(Invitation("inv2", 7, "6001", "80006", "PJSIP/80006", Role.MODERATOR))
     assert svc.invitation_role("inv2") == Role.MODERATOR
     svc.on_event(ev("OriginateResponse", Response="Success", Uniqueid="inv1", Reason="4"))
-    svc.on_event(ev("OriginateResponse", Response="Failure", Uniqueid="inv2", Reason="5"))
+    # busy: the phone answered 486 (its channel hangs up with cause 17, here before the OriginateResponse)
+    svc.on_event(ev("Newchannel", Uniqueid="inv2"))
+    svc.on_event(ev("Hangup", Uniqueid="inv2", Cause="17"))
+    svc.on_event(ev("OriginateResponse", Response="Failure", Uniqueid="inv2", Reason="0"))
     svc.on_event(join("6001", "inv1"))
     svc.on_event(ev("ConfbridgeLeave", Conference="6001", Uniqueid="inv1"))
     statuses = [(e.data["id"], e.data["status"], e.data["reason"]) for e in room_events(svc, "invitation")]
@@ -186,6 +189,32 @@ async def test_invitations_follow_originate_and_join(svc: RoomService) -> None:
                         ("inv2", "failed", "busy"), ("inv1", "joined", ""), ("inv1", "left", "")]
     assert svc.invitation_role("inv2") is None
     assert room_events(svc, "joined")[0].data["invited"] is True
+
+
+async def test_a_failed_invitation_says_why_declined_is_not_unreachable(svc: RoomService) -> None:
+    """On Asterisk 22 a 603 and an unregistered phone both end the Originate with Reason 0: the channel's
+    existence and its Hangup cause (which may come after the OriginateResponse) tell them apart."""
+    import asyncio
+
+    from huiyan.rooms.service import Invitation
+
+    for inv_id in ("dec", "off", "out"):
+        svc.add_invitation(Invitation(inv_id, 7, "6001", "8000" + inv_id, "PJSIP/x", Role.PARTICIPANT))
+    # declined: rang, then 603 → cause 21, the Hangup arriving after the OriginateResponse
+    svc.on_event(ev("Newchannel", Uniqueid="dec"))
+    svc.on_event(ev("Newstate", Uniqueid="dec", ChannelStateDesc="Ringing"))
+    svc.on_event(ev("OriginateResponse", Response="Failure", Uniqueid="dec", Reason="0"))
+    assert svc.invitations["dec"].status == "dialling"  # waiting for the cause
+    svc.on_event(ev("Hangup", Uniqueid="dec", Cause="21"))
+    # unregistered: no channel ever existed
+    svc.on_event(ev("OriginateResponse", Response="Failure", Uniqueid="off", Reason="0"))
+    # rang out: Reason 3 (ringing was the last thing seen), and no Hangup within the grace period
+    svc.on_event(ev("Newchannel", Uniqueid="out"))
+    svc.on_event(ev("Newstate", Uniqueid="out", ChannelStateDesc="Ringing"))
+    svc.on_event(ev("OriginateResponse", Response="Failure", Uniqueid="out", Reason="3"))
+    await asyncio.sleep(1.2)
+    failed = {e.data["id"]: e.data["reason"] for e in room_events(svc, "invitation") if e.data["status"] == "failed"}
+    assert failed == {"dec": "declined", "off": "unreachable", "out": "no_answer"}
 
 
 async def test_resync_replaces_the_live_state(svc: RoomService) -> None:
