@@ -33,6 +33,19 @@ ensure_venv() {
   fi
 }
 
+# tests/e2e drive Debian's Chromium (Playwright with executable_path, no browser download); a CJK font
+# so the screenshots show the Chinese pages as people see them.
+ensure_test_browser() {
+  if command -v chromium >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Chromium and a Chinese font for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+  else
+    say "the browser tests need Debian's chromium and fonts-wqy-microhei: apt-get install them"; exit 2
+  fi
+}
+
 cmd=${1:-up}
 shift || true
 case "$cmd" in
@@ -45,6 +58,7 @@ case "$cmd" in
     ensure_venv
     # The tests start their own Asterisk on free ports; they reuse the Asterisk root that setup built.
     "$VENV/bin/huiyan" setup
+    ensure_test_browser
     export HUIYAN_ASTERISK_ROOT="$PWD/var/asterisk-root"
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     ;;

@@ -1,0 +1,66 @@
+"""Serves the built browser clients (see build.py) from huiyan's own HTTP server: no CDN, nothing else.
+
+Pages: /call (citizen, phone-first; `?service=12348&option=1&lang=en` preselect) and /agent (agent console);
+their scripts and styles under /web/assets/. All public: they are static files, every action they take
+goes through the API with its own access rules. Files are revalidated on each load (ETag), so a new
+build is picked up at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import FileResponse, RedirectResponse
+
+from huiyan.api.access import PUBLIC
+
+router = APIRouter(tags=["web"], dependencies=[Depends(PUBLIC)])
+
+NOT_BUILT = "the browser clients are not built here: run `huiyan setup`"
+TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".map": "application/json",
+         ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {
+    **HEADERS,
+    # Only our own scripts, styles, API and the PBX's SIP WebSocket; camera and microphone for this origin only.
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
+                               "media-src 'self' blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def web_dir(request: Request) -> Path:
+    return Path(request.app.state.huiyan.settings.data_dir) / "web"
+
+
+def _file(root: Path, rel: str, headers: dict[str, str]) -> FileResponse:
+    if not (root / "BUILD").is_file():
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_BUILT)
+    base = root.resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base) or not path.is_file() or path.name == "BUILD":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {rel}")
+    return FileResponse(path, media_type=TYPES.get(path.suffix, "application/octet-stream"), headers=headers)
+
+
+@router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/call", status.HTTP_307_TEMPORARY_REDIRECT)
+
+
+@router.get("/call", response_class=FileResponse, summary="Citizen video-call page (市民视频呼叫)")
+def citizen_page(request: Request) -> FileResponse:
+    """`?service=<number>&option=<digit>` preselects a service (QR entry points); `lang=en` English."""
+    return _file(web_dir(request), "call.html", PAGE_HEADERS)
+
+
+@router.get("/agent", response_class=FileResponse, summary="Agent console (坐席工作台)")
+def agent_page(request: Request) -> FileResponse:
+    return _file(web_dir(request), "agent.html", PAGE_HEADERS)
+
+
+@router.get("/web/{path:path}", response_class=FileResponse, summary="Static files of the browser clients")
+def web_file(path: str, request: Request) -> FileResponse:
+    return _file(web_dir(request), path, HEADERS)
