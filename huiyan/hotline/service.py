@@ -28,6 +28,7 @@ from huiyan.acd.events import (
     OfferTimedOut,
 )
 from huiyan.acd.model import AgentConfig, AgentState, EnqueueResult, Membership, Offer, OfferResult, QueueConfig
+from huiyan.aio import stop_tasks, wait_event
 from huiyan.bus import EventBus
 
 log = logging.getLogger(__name__)
@@ -162,15 +163,7 @@ class HotlineService:
         self._writer = asyncio.create_task(self._write_loop(), name="hotline-writer")
 
     async def stop(self) -> None:
-        for t in (self._task, self._writer):
-            if t is not None:
-                t.cancel()
-        for t in (self._task, self._writer):
-            if t is not None:
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                    pass
+        await stop_tasks(self._task, self._writer)
         await asyncio.to_thread(self._flush_now)
 
     async def reload(self) -> None:
@@ -409,10 +402,7 @@ class HotlineService:
                     else:
                         timeout = min(timeout, wait)
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_event(self._wake, timeout)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one bad decision must not stop the hotline

@@ -1,0 +1,31 @@
+"""Small asyncio helpers that behave the same on every Python we support."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set or `timeout` seconds pass; True if it was set.
+
+    Not `asyncio.wait_for(event.wait(), timeout)`: on Python 3.11, when the task is cancelled in the same
+    loop turn as the event is set, wait_for returns the inner result and the cancellation is lost, so a
+    service loop built on it cannot be stopped (fixed in 3.12). `asyncio.wait` never swallows it."""
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
+async def stop_tasks(*tasks: asyncio.Task[object] | None) -> None:
+    """Cancel background tasks and wait for them to end. A cancellation of the caller itself is not
+    swallowed (unlike `try: await t / except CancelledError: pass`)."""
+    live = [t for t in tasks if t is not None]
+    for t in live:
+        t.cancel()
+    if live:
+        await asyncio.gather(*live, return_exceptions=True)
