@@ -135,6 +135,12 @@ class Controller:
         from huiyan.mediation.flow import mediation_route
 
         routes["mediation"] = mediation_route(self.rooms)
+        # Check-ins (社区矫正点验): the 12340 flow and roll-calls; the scheduler starts with the rest below.
+        from huiyan.checkin.flow import checkin_route
+        from huiyan.checkin.service import CheckinService
+
+        self.checkin = CheckinService(self.node.name, self.session_factory, s, self.bus)
+        routes["checkin"] = checkin_route(self.checkin)
         self.agi = FastAgiServer(routes, s.agi_host, s.agi_port, node_name=self.node.name,
                                  sounds_dir=s.data_dir / "sounds")
         await self.agi.start()
@@ -188,10 +194,15 @@ class Controller:
 
         self.recordings = RecordingsService(
             self.node.name, self.session_factory, s, self.bus, rooms=self.rooms,
-            channel_alive=lambda uid: self.tracker is not None and uid in self.tracker.channels)
+            channel_alive=lambda uid: self.tracker is not None and uid in self.tracker.channels,
+            ami=self.ami, tracker=self.tracker)  # ami + tracker: the video media tap (recordings/tap.py)
         await self.recordings.start()
         self.bus.on(self.recordings.on_event)
         self.app.state.recordings = self.recordings
+        self.checkin.ami = self.ami  # roll-calls dial out through AMI
+        await self.checkin.start()
+        self.bus.on(self.checkin.on_event)
+        self.app.state.checkin = self.checkin
         await self._start_api()
         self.started_at = time.monotonic()
 
@@ -268,6 +279,8 @@ class Controller:
                     self._api_task.cancel()
         if self.dispatch is not None:  # first: no retry may fire into a closing AMI connection
             await self.dispatch.stop()
+        if getattr(self, "checkin", None) is not None:  # its scheduler and roll-calls too
+            await self.checkin.stop()
         if self.ami is not None:
             await self.ami.close()
         if self.agi is not None:

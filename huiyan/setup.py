@@ -51,8 +51,8 @@ def run_setup(settings: Settings, progress: Progress | None = None, *, host_pack
 
     say = progress or (lambda m: None)
     t0 = time.monotonic()
-    steps = 5
-    say(f"[1/{steps}] host tools (debootstrap, sipp, ffmpeg, espeak-ng, sox)")
+    steps = 6
+    say(f"[1/{steps}] host tools (debootstrap, sipp, ffmpeg, tcpdump, espeak-ng, sox)")
     if host_packages:
         ensure_host_packages(progress)
     say(f"[2/{steps}] Asterisk")
@@ -70,4 +70,21 @@ def run_setup(settings: Settings, progress: Progress | None = None, *, host_pack
 
     changed = render_from_db(settings, install)
     say(f"      {len(changed)} file(s) written to {settings.pbx_dir / 'etc'}")
+    import importlib.util
+
+    if importlib.util.find_spec("dlib") and importlib.util.find_spec("face_recognition_models"):
+        say("      check-in face model: dlib + face-recognition-models (the 'face' extra) installed")
+    else:
+        say("      check-in face model missing: pip install -e '.[face]' (officers confirm identity meanwhile)")
+    say(f"[6/{steps}] browser clients (web/: npm packages from the lockfile, esbuild)")
+    from huiyan.web.build import build as build_web
+
+    if not build_web(settings.data_dir / "web", progress=say, install_node=host_packages):
+        say("      up to date")
+    from huiyan.entrypoints.poster import PosterError, ensure_font
+
+    try:  # the QR entry posters are drawn in a Chinese font
+        say(f"      QR poster font: {ensure_font(say, install=host_packages)}")
+    except PosterError as e:
+        say(f"      {e} (posters cannot be drawn until then)")
     return SetupResult(install=install, seconds=time.monotonic() - t0)

@@ -12,7 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from huiyan.api import auth, devices, events, hotline_ops, organisations, queue_log, queues, rooms, users
 from huiyan.api import dispatch as dispatch_routes
 from huiyan.api import health as health_routes
+from huiyan.api import checkin as checkin_routes
+from huiyan.api import entrypoints as entry_routes
 from huiyan.api import mediation
+from huiyan.api import me as me_routes
+from huiyan.api import public as public_routes
 from huiyan.api import recordings as recordings_routes
 from huiyan.api.access import WebSocketDenied, access_rule, deny_websocket
 from huiyan.api.context import ApiContext, DirectoryHook, HealthCheck
@@ -20,6 +24,8 @@ from huiyan.bus import EventBus
 from huiyan.config.settings import Settings
 from huiyan.db.errors import Conflict, DirectoryError, Invalid, NotFound
 from huiyan.db.numbering import ExtensionPlan
+from huiyan.web import serve as web_routes
+from huiyan.web.calls import WebCalls
 
 DESCRIPTION = """\
 Administration and live state of the huiyan (慧眼) video platform for public legal services.
@@ -38,6 +44,8 @@ TAGS = [
     {"name": "devices", "description": "Video terminals, softphones, browser seats and kiosks (SIP endpoints)."},
     {"name": "hotline", "description": "12348 hotline: queues, voice menus, members, skills, queue log, calls."},
     {"name": "recordings", "description": "Recordings as evidence: search, Range streaming, share links, audit."},
+    {"name": "checkin", "description": "Community-correction check-ins (社区矫正点验): subjects, schedules, check-ins, roll-calls, alerts, education, reports; the subject page's session API."},
+    {"name": "entry points", "description": "QR entry points (扫码入口): the citizen page preset to one service, and printable posters."},
     {"name": "events", "description": "WebSocket /api/events (not listed by OpenAPI): the event bus, live."},
 ]
 
@@ -74,6 +82,7 @@ def create_app(
         health=health,
         on_directory_change=on_directory_change,
     )
+    app.state.web_calls = WebCalls()  # tickets of the citizen page (huiyan/web/calls.py)
     for router in (
         health_routes.router,
         auth.router,
@@ -86,8 +95,14 @@ def create_app(
         rooms.router,
         dispatch_routes.router,
         mediation.router,
+        checkin_routes.router,
+        entry_routes.router,
+        entry_routes.public_router,
         recordings_routes.router,
         events.router,
+        me_routes.router,
+        public_routes.router,
+        web_routes.router,
     ):
         _document_access(router)
         app.include_router(router)

@@ -16,6 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from huiyan.checkin.settings import CheckinSettings
 from huiyan.recordings.settings import RecordingSettings
 
 DEFAULT_SERVICES: dict[str, str] = {
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
     trunk: TrunkSettings = Field(default_factory=TrunkSettings)
     h323: H323Settings = Field(default_factory=H323Settings)  # legacy H.323 rooms (chan_ooh323), off by default
     recordings: RecordingSettings = Field(default_factory=RecordingSettings)  # evidence store (issue 5)
+    checkin: CheckinSettings = Field(default_factory=CheckinSettings)  # community-correction check-ins (issue 7)
 
     token_ttl_seconds: int = 8 * 3600
     # The controller asks AMI only for the events it uses (runtime.CONTROLLER_EVENTS); True = all of them

@@ -964,3 +964,368 @@ class RecordingAudit(Base):
 
     def __repr__(self) -> str:
         return f"<RecordingAudit {self.id} {self.action} rec {self.recording_id} user {self.user_id} {self.allowed}>"
+
+
+# --- check-in (issue 7) ---
+
+from datetime import date  # noqa: E402 - kept with the section that needs it
+
+from sqlalchemy import Date  # noqa: E402
+
+
+class RiskLevel(StrEnum):
+    """A supervised person's assessed risk (风险等级): decides how often they are checked."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ScheduleKind(StrEnum):
+    """How a check-in schedule (点验计划) makes windows; see `huiyan.checkin.model.windows_of`."""
+
+    DAILY = "daily"  # every day, start_time..end_time (Asia/Shanghai)
+    WEEKLY = "weekly"  # on `days` (ISO weekdays 1-7), start_time..end_time
+    SPOT = "spot"  # `per_week` random spot checks within start_time..end_time, each `spot_s` long
+    ONCE = "once"  # one window, opens_at..closes_at
+
+
+class WindowResult(StrEnum):
+    PENDING = "pending"  # not closed yet
+    PASSED = "passed"  # a check-in inside it passed
+    FAILED = "failed"  # check-ins were made, none passed (each one alerted already)
+    MISSED = "missed"  # nobody checked in: alerted
+    CANCELLED = "cancelled"  # the schedule was removed or the subject deactivated before it opened
+
+
+class CheckinKind(StrEnum):
+    PHONE = "phone"  # the subject called the check-in number (SIP client / phone)
+    BROWSER = "browser"  # the subject's phone page (its API: /api/checkin/sessions)
+    ROLLCALL = "rollcall"  # an officer's roll-call (点验) dialled the subject's registered client
+    WINDOW = "window"  # a window closed with no check-in: the row that records the miss
+
+
+class CheckinOutcome(StrEnum):
+    """How a check-in ended. Passes: on_time, late. Alerted: missed, identity_failed, outside_area, rejected."""
+
+    PENDING = "pending"  # in progress (or a roll-call not dialled yet)
+    ON_TIME = "on_time"
+    LATE = "late"  # inside the window's grace period, after it closed
+    MISSED = "missed"  # window closed without a check-in, or a roll-call not answered
+    IDENTITY_FAILED = "identity_failed"  # the face did not match the enrolled photo
+    OUTSIDE_AREA = "outside_area"  # the page's geolocation lies outside the allowed area
+    REJECTED = "rejected"  # three wrong PINs
+    OUTSIDE_WINDOW = "outside_window"  # an attempt with no window open: recorded, never a pass
+    INCOMPLETE = "incomplete"  # hung up (or the page gave up) before the check-in was complete
+
+
+class CheckinSubject(Base):
+    """A person under community correction (社区矫正对象) who checks in by video: who supervises them, from
+    which judicial office, for how long, what they must show (face, place) and how they are reached."""
+
+    __tablename__ = "checkin_subjects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)  # keyed on the phone: digits
+    name: Mapped[str] = mapped_column(String(100))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
+    supervision_start: Mapped[date] = mapped_column(Date)
+    supervision_end: Mapped[date] = mapped_column(Date)
+    risk_level: Mapped[RiskLevel] = mapped_column(_enum(RiskLevel, "checkin_risk_level"), default=RiskLevel.LOW)
+    # The registered client: an internal extension (also how a phone call identifies them) or a SIP URI.
+    client: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    # Allowed area: {"center": [lat, lon], "radius_m": r} or {"polygon": [[lat, lon], ...]}; None: anywhere.
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong PINs in a row on the page's API
+    photo_path: Mapped[str | None] = mapped_column(String(500), default=None)  # relative to the data dir
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    photo_descriptor: Mapped[list[float] | None] = mapped_column(JSON, default=None)  # the face model's
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    officer: Mapped[User] = relationship()
+    organisation: Mapped[Organisation] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CheckinSubject {self.id} {self.number} {self.name}>"
+
+
+class CheckinSchedule(Base):
+    """When a subject must check in. Times are wall-clock times in the province's zone (`timezone`)."""
+
+    __tablename__ = "checkin_schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ScheduleKind] = mapped_column(_enum(ScheduleKind, "checkin_schedule_kind"))
+    start_time: Mapped[str | None] = mapped_column(String(8), default=None)  # "09:00:00"
+    end_time: Mapped[str | None] = mapped_column(String(8), default=None)  # "11:30:00"
+    days: Mapped[list[int]] = mapped_column(JSON, default=list)  # ISO weekdays (weekly; spot: allowed days)
+    per_week: Mapped[int] = mapped_column(Integer, default=0)  # spot checks a week
+    spot_s: Mapped[int] = mapped_column(Integer, default=1800)  # how long a spot check's window stays open
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)  # spot checks: the same seed, the same times
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # once
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # once
+    grace_s: Mapped[int] = mapped_column(Integer, default=0)  # after the close: still accepted, as late
+    remind_s: Mapped[int] = mapped_column(Integer, default=900)  # the reminder goes this long before opening
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subject: Mapped[CheckinSubject] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CheckinSchedule {self.id} subject {self.subject_id} {self.kind}>"
+
+
+class CheckinWindow(Base):
+    """One window a schedule made (materialised ahead by the scheduler): open, then closed with a result."""
+
+    __tablename__ = "checkin_windows"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "opens_at"),
+        Index("ix_checkin_windows_subject_id_opens_at", "subject_id", "opens_at"),
+        Index("ix_checkin_windows_result_grace_until", "result", "grace_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"))
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("checkin_schedules.id", ondelete="CASCADE"))
+    kind: Mapped[ScheduleKind] = mapped_column(_enum(ScheduleKind, "checkin_schedule_kind"))
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    grace_until: Mapped[datetime] = mapped_column(UTCDateTime)  # closes_at + the schedule's grace
+    remind_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # when the scheduler saw it open
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    result: Mapped[WindowResult] = mapped_column(_enum(WindowResult, "checkin_window_result"),
+                                                 default=WindowResult.PENDING)
+
+    def __repr__(self) -> str:
+        return f"<CheckinWindow {self.id} subject {self.subject_id} {self.opens_at} {self.result}>"
+
+
+class RollCall(Base):
+    """An officer's roll-call (点验) of one or more subjects, dialled one after another."""
+
+    __tablename__ = "checkin_rollcalls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done, cancelled
+    ring_s: Mapped[int] = mapped_column(Integer, default=30)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def __repr__(self) -> str:
+        return f"<RollCall {self.id} {self.status}>"
+
+
+class CheckIn(Base):
+    """One check-in (点验记录) with its evidence: how it came (phone, page, roll-call, or a missed window),
+    the PIN result, the liveness challenge, the recording, location and face verdicts, the outcome, and the
+    officer's review. organisation_id and officer_id are copied from the subject when it is made, so a
+    report of a past month stays right after a subject changes office."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        Index("ix_checkins_subject_id_started_at", "subject_id", "started_at"),
+        Index("ix_checkins_organisation_id_started_at", "organisation_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="RESTRICT"))
+    organisation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    officer_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_windows.id", ondelete="SET NULL"),
+                                                  index=True, default=None)
+    rollcall_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_rollcalls.id", ondelete="SET NULL"),
+                                                    index=True, default=None)
+    kind: Mapped[CheckinKind] = mapped_column(_enum(CheckinKind, "checkin_kind"))
+    outcome: Mapped[CheckinOutcome] = mapped_column(_enum(CheckinOutcome, "checkin_outcome"),
+                                                    default=CheckinOutcome.PENDING, index=True)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    node: Mapped[str] = mapped_column(String(64), default="")
+    call_id: Mapped[str | None] = mapped_column(String(150), default=None, index=True)  # the channel's uniqueid
+    caller: Mapped[str] = mapped_column(String(100), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    pin_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    challenge: Mapped[str] = mapped_column(String(16), default="")  # digits the subject was asked to read out
+    recording_path: Mapped[str | None] = mapped_column(String(500), default=None)  # the raw capture (WAV)
+    location: Mapped[str] = mapped_column(String(16), default="none")  # none, in_area, outside_area, no_area
+    latitude: Mapped[float | None] = mapped_column(Float, default=None)
+    longitude: Mapped[float | None] = mapped_column(Float, default=None)
+    accuracy_m: Mapped[float | None] = mapped_column(Float, default=None)
+    distance_m: Mapped[float | None] = mapped_column(Float, default=None)  # outside: how far from the area
+    identity: Mapped[str] = mapped_column(String(16), default="not_checked")  # match, no_match, no_face, ...
+    identity_distance: Mapped[float | None] = mapped_column(Float, default=None)
+    review: Mapped[str | None] = mapped_column(String(8), default=None)  # pass, fail (the officer's word)
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    subject: Mapped[CheckinSubject] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CheckIn {self.id} subject {self.subject_id} {self.kind} {self.outcome}>"
+
+
+class CheckinSnapshot(Base):
+    """A still from the subject's video sent by the page, and the face model's verdict on it."""
+
+    __tablename__ = "checkin_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkin_id: Mapped[int] = mapped_column(ForeignKey("checkins.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data dir
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    faces: Mapped[int | None] = mapped_column(Integer, default=None)  # None: no model to count them
+    identity: Mapped[str] = mapped_column(String(16))
+    distance: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckinCode(Base):
+    """A one-time code an officer gives a subject to start a check-in on the page instead of the PIN."""
+
+    __tablename__ = "checkin_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the code
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckinAlert(Base):
+    """A miss or a failure for the officer to act on (告警); escalated to the office head when nobody
+    acknowledges it in time."""
+
+    __tablename__ = "checkin_alerts"
+    __table_args__ = (Index("ix_checkin_alerts_acknowledged_at_escalate_at", "acknowledged_at", "escalate_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"), index=True)
+    checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"), index=True,
+                                                   default=None)
+    organisation_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    kind: Mapped[str] = mapped_column(String(32))  # the outcome that raised it (missed, rejected, ...)
+    message: Mapped[str] = mapped_column(String(500))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True,
+                                                   default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    escalate_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalated_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                           default=None)
+    ack_note: Mapped[str] = mapped_column(Text, default="")
+
+    subject: Mapped[CheckinSubject] = relationship()
+
+
+class CheckinNotification(Base):
+    """A notice kept for its recipient: a reminder to a subject before a window, an alert or an
+    escalation to a member of staff. The bus carries the same, live."""
+
+    __tablename__ = "checkin_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # reminder, alert, escalation
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"),
+                                                   index=True, default=None)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True,
+                                                default=None)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_windows.id", ondelete="CASCADE"),
+                                                  default=None)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_alerts.id", ondelete="CASCADE"),
+                                                 default=None)
+    message: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class EducationSession(Base):
+    """A group education session (集中教育) of subjects: a room of kind `education` for its time, and who
+    is expected. Attendance comes from the room's join/leave events (`EducationPresence`)."""
+
+    __tablename__ = "education_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="RESTRICT"), unique=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"),
+                                                        index=True, default=None)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    min_share: Mapped[float] = mapped_column(Float, default=0.8)  # present: at least this share of the session
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    room: Mapped[Room] = relationship()
+    attendees: Mapped[list[EducationAttendee]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="EducationAttendee.subject_id")
+
+
+class EducationAttendee(Base):
+    __tablename__ = "education_attendees"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("education_sessions.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+
+    session: Mapped[EducationSession] = relationship(back_populates="attendees")
+    subject: Mapped[CheckinSubject] = relationship()
+
+
+class EducationPresence(Base):
+    """One stretch of a subject in an education room: from a join to its leave (open while still in)."""
+
+    __tablename__ = "education_presence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("education_sessions.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("checkin_subjects.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[str] = mapped_column(String(150))  # the room participant (channel uniqueid)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# --- entry points (issue 6) ---
+
+
+class EntryPoint(Base):
+    """A QR entry point (扫码入口): a printed poster whose code opens the citizen page preset to one service,
+    e.g. 长白山 "天池和" 旅游纠纷调解 → the Changbai Mountain bureau's mediation option of 12348."""
+
+    __tablename__ = "entry_points"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)  # the `entry=` of the URL: /call?entry=<slug>
+    title: Mapped[str] = mapped_column(String(100))
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    service_number: Mapped[str] = mapped_column(String(16))
+    menu_digit: Mapped[str] = mapped_column(String(1))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"),
+                                                        index=True, default=None)
+    instructions: Mapped[str] = mapped_column(String(500), default="")
+    instructions_en: Mapped[str] = mapped_column(String(1000), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()

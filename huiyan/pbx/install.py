@@ -21,12 +21,13 @@ SID_PACKAGES = ("asterisk", "asterisk-modules", "asterisk-ooh323", "asterisk-cor
 MARKER = ".huiyan-root-complete"
 NEEDED_FREE_BYTES = 1_500_000_000  # the root is ~500 MB; debootstrap keeps the .debs while it runs
 
-# Host tools huiyan itself uses: SIPp for tests and benchmarks, ffmpeg for recordings,
-# espeak-ng + sox for the Mandarin prompts, debootstrap for the Asterisk root.
+# Host tools huiyan itself uses: SIPp for tests and benchmarks, ffmpeg for recordings, tcpdump for the video
+# media tap (huiyan/recordings/tap.py), espeak-ng + sox for the Mandarin prompts, debootstrap for the Asterisk root.
 HOST_PACKAGES = {
     "debootstrap": "debootstrap",
     "sipp": "sip-tester",
     "ffmpeg": "ffmpeg",
+    "tcpdump": "tcpdump",
     "espeak-ng": "espeak-ng",
     "sox": "sox",
 }

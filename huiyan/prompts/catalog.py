@@ -64,7 +64,38 @@ PROMPTS: dict[str, tuple[str, str]] = {
         "本次调解全程录音录像，请文明表达。",
         "This mediation session is recorded from start to finish. Please speak calmly and respectfully.",
     ),
+    # Community-correction check-ins (huiyan.checkin.flow): 12340 and officers' roll-calls.
+    "checkin_subject": (
+        "社区矫正视频点验。请输入您的矫正对象编号，以井号键结束。",
+        "Community correction check-in. Please enter your subject number, then press the hash key.",
+    ),
+    "checkin_pin": (
+        "社区矫正视频点验。请输入您的点验密码，以井号键结束。",
+        "Community correction check-in. Please enter your check-in PIN, then press the hash key.",
+    ),
+    "checkin_pin_retry": (
+        "密码错误，请重新输入点验密码，以井号键结束。",
+        "Wrong PIN. Please enter your check-in PIN again, then press the hash key.",
+    ),
+    "checkin_unknown": ("未找到该矫正对象编号，再见。", "That subject number was not found. Goodbye."),
+    "checkin_rejected": (
+        "密码错误次数过多，本次点验未通过，已通知您的矫正工作人员。",
+        "Too many wrong PINs. This check-in has failed and your officer has been told.",
+    ),
+    "checkin_no_window": (
+        "现在不在您的点验时段内，本次呼叫已记录，再见。",
+        "No check-in window is open for you now. This call has been recorded. Goodbye.",
+    ),
+    "checkin_recorded": ("本次点验全程录音录像。", "This check-in is recorded from start to finish."),
+    "checkin_challenge": ("请记住以下数字：", "Remember these digits:"),
+    "checkin_speak": ("请现在大声读出这些数字。", "Now read the digits aloud."),
+    "checkin_done": ("点验完成，谢谢，再见。", "Check-in complete. Thank you, goodbye."),
 }
+
+# Digits read out one by one (the check-in's liveness challenge).
+for _d, _zh in enumerate("零一二三四五六七八九"):
+    PROMPTS[f"digit_{_d}"] = (_zh, ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                                    "nine")[_d])
 
 
 MAX_SPOKEN_NUMBER = 30  # queue positions above this are said as "more than 30"

@@ -3,7 +3,13 @@ the evidence store built on them (see docs/recording.md):
 
 settings.py  `[recordings]`: keep_raw, tolerance, disk alarm, share links, retention per session type
 model.py     pure: the hash chain, verify's verdict, HTTP Range, signed share links, retention, who sees what
-media.py     ffmpeg/ffprobe: N audio/video inputs -> one M4A/MP4 (copy where possible), probe, SHA-256
+media.py     ffmpeg/ffprobe: N audio/video inputs -> one M4A/MP4 (copy where possible; several parties' video
+             side by side / in a grid), probe, SHA-256
+tap.py       the media tap: tcpdump on the video RTP ports of each recorded session's legs, a manifest beside
+             the audio (which legs, when, which capture segments)
+pcap.py      reading the tap's capture files
+h264.py      RFC 6184 depacketizer (single NAL, STAP-A, FU-A) -> frames with RTP times; IVF for ffmpeg
+video.py     a closed tap -> one H.264 stream per leg, placed against the audio
 store.py     database: jobs (queue, lease, sweep), chain append, audit, access scope, search
 pipeline.py  finalisation, one idempotent step at a time (resumes after a crash)
 ops.py       verify, retention purge, re-encode (CLI and the daily task)

@@ -2,8 +2,11 @@
 
 Blocking calls: run them in a worker thread (`asyncio.to_thread`) or a CLI, never on the event loop.
 Streams are copied when they already are what the file needs (AAC audio, H.264 video) and re-encoded only
-otherwise; several audio inputs are mixed into one track (a call's or a room's sound as heard), each video
-input is its own track. `+faststart` puts the index first, so a browser plays while it downloads.
+otherwise; several audio inputs are mixed into one track (a call's or a room's sound as heard). Video, by
+`layout`: "grid" (the default) puts several video inputs side by side / in a grid in one track (a re-encode:
+every player shows everyone), and copies a single one; "tracks" copies each video input as its own track
+(no re-encode, but most players show only the first track). `+faststart` puts the index first, so a browser
+plays while it downloads.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import ctypes
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -112,15 +116,31 @@ class Plan:
 
     container: Literal["m4a", "mp4"]
     audio: str  # "copy", "aac", "mix+aac" or "" (no audio)
-    video: tuple[str, ...]  # per video input: "copy" or "h264"
+    video: tuple[str, ...]  # per output video track: "copy", "h264", or "grid" (all video inputs in one)
+    duration_s: float = 0.0  # the output's length (the grid's canvas lasts this long)
 
     @property
     def suffix(self) -> str:
         return f".{self.container}"
 
 
-def plan(inputs: Sequence[MediaInput], probes: Sequence[Probe]) -> Plan:
-    """Copy where the codec already fits the MP4 (AAC, H.264), re-encode otherwise."""
+GRID_WIDTH = 1280  # the grid's canvas: cells of 16:9 side by side, 2 across (640x360 each) up to 4 inputs
+GRID_FPS = 25
+
+
+def grid_geometry(n: int) -> tuple[int, int, int, int]:
+    """(columns, rows, cell width, cell height) for n video inputs: 2 side by side, 3-4 in 2x2, 5-9 in 3x3..."""
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    cw = GRID_WIDTH // cols // 2 * 2
+    ch = cw * 9 // 16 // 2 * 2
+    return cols, rows, cw, ch
+
+
+def plan(inputs: Sequence[MediaInput], probes: Sequence[Probe], *, layout: str = "tracks",
+         duration_s: float = 0.0) -> Plan:
+    """Copy where the codec already fits the MP4 (AAC, H.264), re-encode otherwise; `layout` "grid" puts
+    two or more video inputs in one re-encoded track."""
     audio = [p for i, p in zip(inputs, probes, strict=True) if i.kind == "audio"]
     video = [p for i, p in zip(inputs, probes, strict=True) if i.kind == "video"]
     if not audio and not video:
@@ -131,8 +151,11 @@ def plan(inputs: Sequence[MediaInput], probes: Sequence[Probe]) -> Plan:
         a = "copy" if audio[0].codecs("audio") == ["aac"] else "aac"
     else:
         a = ""
-    v = tuple("copy" if p.codecs("video")[:1] == ["h264"] else "h264" for p in video)
-    return Plan("mp4" if video else "m4a", a, v)
+    if layout == "grid" and len(video) > 1:
+        v: tuple[str, ...] = ("grid",)
+    else:
+        v = tuple("copy" if p.codecs("video")[:1] == ["h264"] else "h264" for p in video)
+    return Plan("mp4" if video else "m4a", a, v, duration_s)
 
 
 def command(inputs: Sequence[MediaInput], the_plan: Plan, output: Path, *, audio_bitrate: str = "64k") -> list[str]:
@@ -156,7 +179,11 @@ def command(inputs: Sequence[MediaInput], the_plan: Plan, output: Path, *, audio
         if the_plan.audio != "copy":
             kwargs["b:a"] = audio_bitrate
     video_nodes = [n for n, i in zip(nodes, inputs, strict=True) if i.kind == "video"]
-    for k, (node, how) in enumerate(zip(video_nodes, the_plan.video, strict=True)):
+    if the_plan.video == ("grid",):
+        streams.append(_grid([n.video for n in video_nodes], the_plan.duration_s))
+        kwargs.update({"c:v": "libx264", "preset:v": "veryfast", "pix_fmt:v": "yuv420p", "g": GRID_FPS * 2})
+    for k, (node, how) in enumerate(zip(video_nodes, the_plan.video, strict=True) if the_plan.video != ("grid",)
+                                    else ()):
         streams.append(node.video)
         if how == "copy":
             kwargs[f"c:v:{k}"] = "copy"
@@ -167,6 +194,20 @@ def command(inputs: Sequence[MediaInput], the_plan: Plan, output: Path, *, audio
     out = ffmpeg.output(*streams, str(output), format="mp4", movflags="+faststart", **kwargs)
     out = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").overwrite_output()
     return list(ffmpeg.compile(out, cmd="ffmpeg"))
+
+
+def _grid(videos: list[Any], duration_s: float) -> Any:
+    """Every video on one black canvas, each in its cell (scaled to fit, aspect kept), from its own start (the
+    inputs' `itsoffset`) to its end; a cell is black before a party's first frame and after its last.
+    Variable frame rates in, 25 fps out: each output frame shows each party's latest frame."""
+    cols, rows, cw, ch = grid_geometry(len(videos))
+    canvas = ffmpeg.input(f"color=c=black:s={cols * cw}x{rows * ch}:r={GRID_FPS}:d={max(duration_s, 0.1):.3f}",
+                          f="lavfi").video
+    for k, v in enumerate(videos):
+        cell = (v.filter("scale", cw, ch, force_original_aspect_ratio="decrease", force_divisible_by=2)
+                .filter("pad", cw, ch, "(ow-iw)/2", "(oh-ih)/2").filter("setsar", 1))
+        canvas = ffmpeg.overlay(canvas, cell, x=(k % cols) * cw, y=(k // cols) * ch, eof_action="pass")
+    return canvas
 
 
 def encode(inputs: Sequence[MediaInput], the_plan: Plan, output: Path, *, audio_bitrate: str = "64k",

@@ -23,7 +23,7 @@ from huiyan.db.models import (
     RecordingStatus,
     RoomRecording,
 )
-from huiyan.recordings import media, store
+from huiyan.recordings import media, store, tap
 from huiyan.recordings.model import (
     ChainRow,
     FileState,
@@ -61,20 +61,27 @@ def verify_store(sessions: sessionmaker[Session], root: Path, *, progress: Progr
                           r.size_bytes) for r in rows]
         jobs = list(s.scalars(select(RecordingJob)))
         logged = store.logged_deletions(s)
-        keys = {j.key for j in jobs}
-        # Captures of sessions that have no job yet (a call going on now, a meeting being recorded).
+        unfinished = {j.key for j in jobs if j.state != RecordingJobState.DONE}
+        finished = {j.key for j in jobs} - unfinished
+        # Captures of sessions whose recording is not done: no job yet, or one still waiting for the session
+        # to end (a call going on now, a meeting being recorded), or one that failed (raw kept).
         captures = [p for cid, p in s.execute(select(HotlineCall.id, HotlineCall.recording_path)
                                               .where(HotlineCall.recording_path.is_not(None)))
-                    if store.hotline_key(cid) not in keys]
-        captures += [p for (p,) in s.execute(select(RoomRecording.path)) if p and store.room_key(p) not in keys]
+                    if store.hotline_key(cid) not in finished]
+        captures += [p for (p,) in s.execute(select(RoomRecording.path)) if p and store.room_key(p) not in finished]
     known: set[str] = {rel(Path(p), root) for p in captures}
+    # A session's video tap (manifest, pcap segments) lies beside its audio capture: raw capture as well.
+    known.update(rel(c, root) for p in captures for c in tap.companions(absolute(p, root)))
     for j in jobs:
         meta = j.meta or {}
         inputs = [rel(absolute(i["path"], root), root) for i in meta.get("inputs", [])]
+        inputs += [rel(absolute(p, root), root) for p in [*meta.get("raw", []), *meta.get("derived", [])]]
         if j.source == "room_recording":
             inputs.append(rel(Path(j.source_ref), root))
         if j.state != RecordingJobState.DONE or meta.get("raw_kept") or meta.get("keep_inputs"):
             known.update(inputs)
+        elif meta.get("tap_kept"):  # video that could not be made: its capture stays for a later look
+            known.update(rel(absolute(p, root), root) for p in meta.get("raw", []))
         if j.state not in store.TERMINAL and j.output_path:
             out = absolute(j.output_path, root)
             known.add(rel(out, root))

@@ -11,6 +11,12 @@ a chain row is written in the same commit as the job's `recorded` state (and `re
 unique), so nothing is ever recorded twice; the raw capture is deleted last. A failing step is retried
 with backoff and, after `max_attempts`, the job is `failed` with its raw capture kept.
 
+Video (the media tap, tap.py): a capture with a tap manifest beside it gets one more step at the start of
+`encoding` - once the tap is closed, its pcap segments become one H.264 stream per leg (video.py), which
+join the audio as inputs; the output is then an MP4 (still an M4A if no leg sent decodable video). The pcap
+and the manifest are raw capture like the WAV: kept until the recording is `done` (deleted then unless
+`keep_raw`); the per-leg streams are made again by a resumed run and always deleted at the end.
+
 Blocking (ffmpeg, hashing, the database): runs in a worker thread or the CLI, never on the event loop.
 """
 
@@ -46,7 +52,7 @@ from huiyan.db.models import (
     RoomRecording,
     User,
 )
-from huiyan.recordings import media, store
+from huiyan.recordings import media, store, tap, video
 from huiyan.recordings.settings import RecordingSettings
 
 log = logging.getLogger(__name__)
@@ -191,6 +197,8 @@ class Finaliser:
         if not meta.get("resolved"):
             meta = self._resolve(job, meta)
             self._update(job_id, meta=meta, output_path=meta["output"])
+        if meta.get("tap") and state in (S.QUEUED, S.ENCODING):
+            meta = self._prepare_video(job, meta)
         inputs = [media.MediaInput(absolute(i["path"], self.root), i.get("kind", "audio"), float(i.get("offset_s", 0)),
                                    dict(i.get("options", {}))) for i in meta["inputs"]]
         final = absolute(meta["output"], self.root)
@@ -208,6 +216,43 @@ class Finaliser:
             rid = done.recording_id if done else None
         return Outcome(job_id, state, rid)
 
+    def _prepare_video(self, job: RecordingJob, meta: dict[str, Any]) -> dict[str, Any]:
+        """Once the tap is closed: its capture -> one H.264 stream per leg, added to the inputs; the output
+        becomes an MP4 (an M4A when no leg sent decodable video). Run again after a crash, it makes the same."""
+        audio = [i for i in meta["inputs"] if not i.get("derived")]
+        raw_audio = [media.MediaInput(absolute(i["path"], self.root), i.get("kind", "audio")) for i in audio]
+        if not all(i.path.exists() for i in raw_audio):
+            return meta  # the encoding step decides (skip, fail, or a finished file)
+        mf = absolute(meta["tap"], self.root)
+        if not mf.exists():
+            legs: list[video.LegVideo] = []
+            meta["video_error"] = f"tap manifest {meta['tap']} is missing: audio only"
+        else:
+            m = tap.TapManifest.load(mf)
+            if not m.closed and tap.owner_alive(m.owner) and self.clock() - mf.stat().st_mtime < STALE_CAPTURE_S:
+                raise Postpone("the video capture is still running", 2.0)
+            self._wait_closed(job, meta, raw_audio)
+            meta["raw"] = [rel(mf, self.root)] + [rel(f, self.root) for f in video.segment_files(mf, m)]
+            try:
+                legs = video.extract(mf)
+            except Exception as exc:  # noqa: BLE001 - a video the tap got wrong must not cost the audio
+                log.error("recording job %s: video from %s could not be made (%s): audio only, tap files kept",
+                          job.id, mf.name, exc)
+                legs = []
+                meta["video_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                meta["tap_kept"] = True
+            meta["video_legs"] = [g.describe() for g in legs]
+            meta["video_not_captured"] = [{"leg": g.id, "channel": g.channel, "number": g.number, "why": g.note}
+                                          for g in m.legs if not g.captured]
+            if m.errors:
+                meta["video_errors"] = list(m.errors)
+        meta["inputs"] = audio + [{"path": rel(g.path, self.root), "kind": "video", "offset_s": round(g.offset_s, 3),
+                                   "derived": True} for g in legs]
+        meta["derived"] = [rel(g.path, self.root) for g in legs]
+        meta["output"] = rel(absolute(meta["output"], self.root).with_suffix(".mp4" if legs else ".m4a"), self.root)
+        self._update(job.id, meta=meta, output_path=meta["output"])
+        return meta
+
     def _encode(self, job: RecordingJob, meta: dict[str, Any], inputs: list[media.MediaInput], final: Path
                 ) -> tuple[RecordingJobState, dict[str, Any]]:
         missing = [i for i in inputs if not i.path.exists()]
@@ -219,19 +264,20 @@ class Finaliser:
             if meta.get("capture_optional"):
                 raise Skip(meta.get("skip_reason") or "no capture was made")
             raise Fatal(f"raw capture missing: {', '.join(str(i.path) for i in missing)}")
-        self._wait_closed(job, meta, inputs)
+        derived = set(meta.get("derived", []))
+        self._wait_closed(job, meta, [i for i in inputs if rel(i.path, self.root) not in derived])
         expected = max(media.capture_duration(i) for i in inputs)
         if expected < 0.05:
             raise Skip(f"empty capture ({expected:.3f} s): nothing to finalise; raw kept")
         meta["expected_s"] = round(expected, 3)
+        probes = [media.probe(i.path, i.options) for i in inputs]
+        the_plan = media.plan(inputs, probes, layout=self.settings.video_layout, duration_s=expected)
+        meta["plan"] = {"container": the_plan.container, "audio": the_plan.audio, "video": list(the_plan.video)}
         if final.exists():
             # A run killed after the rename but before saying so: the file is complete (renames are atomic);
             # verification decides whether it is right.
             self._update(job.id, state=S.ENCODED, meta=meta)
             return S.ENCODED, meta
-        probes = [media.probe(i.path, i.options) for i in inputs]
-        the_plan = media.plan(inputs, probes)
-        meta["plan"] = {"container": the_plan.container, "audio": the_plan.audio, "video": list(the_plan.video)}
         self._update(job.id, state=S.ENCODING, meta=meta)
         final.parent.mkdir(parents=True, exist_ok=True)
         for stale in stale_temps(final):  # left by a runner that died (we hold the lease: nobody else writes)
@@ -274,7 +320,9 @@ class Finaliser:
                             f"(tolerance {self.settings.duration_tolerance_s} s)")
         if any(i.kind == "audio" for i in inputs) and p.codecs("audio") != ["aac"]:
             problems.append(f"audio streams {p.codecs('audio')}, expected one AAC")
-        want_video = sum(1 for i in inputs if i.kind == "video")
+        # One H.264 track per planned video output (the grid makes one of all the parties).
+        planned = (meta.get("plan") or {}).get("video")
+        want_video = len(planned) if planned is not None else sum(1 for i in inputs if i.kind == "video")
         if p.codecs("video") != ["h264"] * want_video:
             problems.append(f"video streams {p.codecs('video')}, expected {want_video} H.264")
         if problems:
@@ -326,8 +374,14 @@ class Finaliser:
             for i in inputs:
                 if i.path.exists() and i.path.resolve() not in finals:
                     i.path.unlink()
+            for r in [] if meta.get("tap_kept") else meta.get("raw", []):  # the video tap's manifest and pcaps
+                absolute(r, self.root).unlink(missing_ok=True)
             if inputs:
                 media.fsync_dir(inputs[0].path.parent)
+        for d in meta.get("derived", []):  # per-leg video made from the pcap: made again whenever needed
+            f = absolute(d, self.root)
+            if f.resolve() not in finals:
+                f.unlink(missing_ok=True)
         meta["raw_kept"] = bool(keep)
         with self.sessions() as s:
             row = s.get(RecordingJob, job.id)
@@ -392,7 +446,7 @@ class Finaliser:
             "session_type": "hotline", "session_id": call.id, "call_id": call.id, "organisation_id": org,
             "participants": parts, "started_at": started.isoformat(), "ended_at": max(ended, started).isoformat(),
             "channel": call.id, "inputs": [{"path": str(raw), "kind": "audio"}],
-            "output": rel(raw.with_suffix(".m4a"), self.root),
+            "output": rel(raw.with_suffix(".m4a"), self.root), **self._tap_of(raw),
             # MixMonitor's `b`: a call never bridged to an agent writes no file at all.
             "capture_optional": call.answered_at is None,
             "skip_reason": "the call was never answered: nothing was recorded",
@@ -417,7 +471,7 @@ class Finaliser:
             "room_id": rec.room_id, "organisation_id": room.organisation_id if room else None,
             "started_at": rec.started_at.isoformat(), "ended_at": (rec.ended_at or store.now()).isoformat(),
             "inputs": [{"path": str(raw), "kind": "audio"}], "output": rel(raw.with_suffix(".m4a"), self.root),
-            "room_recording_id": rec.id,
+            "room_recording_id": rec.id, **self._tap_of(raw),
         }
         parts = [self._who(s, p) for p in meta.get("joined", [])]
         if kind == "mediation":
@@ -447,6 +501,11 @@ class Finaliser:
         out["participants"] = parts
         return out
 
+    def _tap_of(self, raw: Path) -> dict[str, Any]:
+        """The video tap's manifest beside an audio capture, if the session's video was tapped."""
+        mf = tap.manifest_path(raw)
+        return {"tap": rel(mf, self.root)} if self.settings.video and mf.exists() else {}
+
     def _who(self, s: Session, p: dict[str, Any]) -> dict[str, Any]:
         """A room participant (from the join events) with the user or device behind its number."""
         number = str(p.get("number") or "")
@@ -473,7 +532,12 @@ class Finaliser:
         # From the raw capture when it was kept (the better source), else from the current file.
         first = s.scalar(select(RecordingJob).where(RecordingJob.recording_id == old.id))
         inputs = [i for i in ((first.meta or {}).get("inputs", []) if first else [])
-                  if absolute(i["path"], self.root).exists()]
+                  if not i.get("derived") and absolute(i["path"], self.root).exists()]
+        kept_tap = (first.meta or {}).get("tap") if first else None
+        if kept_tap and not absolute(kept_tap, self.root).exists():
+            kept_tap = None
+        if inputs and old.container == "mp4" and not kept_tap:
+            raise Fatal(f"recording {old.id}: its video capture was not kept; re-encoding would lose the video")
         if not inputs:
             inputs = [{"path": old.path, "kind": "video" if old.container == "mp4" else "audio"}]
             if old.container == "mp4":
@@ -486,6 +550,7 @@ class Finaliser:
             "room_id": old.room_id, "case_id": old.case_id, "organisation_id": old.organisation_id,
             "participants": list(old.participants or []), "started_at": old.started_at.isoformat(),
             "ended_at": old.ended_at.isoformat(), "inputs": inputs, "output": rel(output, self.root),
+            **({"tap": kept_tap} if kept_tap else {}),
             # A raw capture kept before stays kept; the old file goes when the new row supersedes it.
             "supersedes_id": old.id, "keep_inputs": True,
         }

@@ -6,7 +6,11 @@ Hooks come from the bus, so neither the hotline nor the rooms need to know about
   CallCompleted / CallTransferred / CallAbandoned make it due once the capture has settled.
 - `RoomEvent` recording_started queues the room recording's job (and starts noting who joins);
   recording_stopped hands over the participants and makes it due.
+- `CheckinEvent` recorded (a check-in call ended) queues its job, described in full by the check-in service
+  (which also re-announces, at its start, the calls that ended while no controller listened).
 A sweep (at start and every `sweep_every_s`) queues whatever ended while no controller listened.
+Video: the media tap (tap.py) listens to the same bus and captures each recorded session's video beside its
+audio; the finaliser finds it there.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from huiyan.aio import wait_event
 from huiyan.bus import EventBus
 from huiyan.config.settings import Settings
 from huiyan.db.models import RecordingJob, RecordingJobState
 from huiyan.recordings import ops, store
 from huiyan.recordings.model import DiskState
 from huiyan.recordings.pipeline import Finaliser, Outcome
+from huiyan.recordings.tap import TapService
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,7 @@ def recordings_dir(settings: Settings) -> Path:
 class RecordingsService:
     def __init__(self, node: str, sessions: sessionmaker[Session], settings: Settings, bus: EventBus, *,
                  channel_alive: Callable[[str], bool] | None = None, rooms: Any = None,
-                 disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
+                 disk_usage: Callable[[Path], Any] = shutil.disk_usage, ami: Any = None, tracker: Any = None) -> None:
         self.node = node
         self.sessions = sessions
         self.settings = settings
@@ -99,6 +105,12 @@ class RecordingsService:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.last_purge: list[ops.Purged] | None = None
+        cfg = settings.recordings
+        # The media tap needs AMI (Getvar of each leg's video port) and the channel tracker (bridge members).
+        self.tap: TapService | None = None
+        if ami is not None and tracker is not None and cfg.video:
+            self.tap = TapService(node, ami, tracker, rooms=rooms, binary=cfg.tcpdump, interface=cfg.capture_interface,
+                                  alarm=self._tap_alarm)
 
     @property
     def cfg(self) -> Any:
@@ -107,6 +119,8 @@ class RecordingsService:
     # ---- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        if self.tap is not None:
+            await self.tap.start()
         self._intents = asyncio.Queue()
         await self.check_disk()
         await self._count()
@@ -116,6 +130,8 @@ class RecordingsService:
             self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
+        if self.tap is not None:
+            await self.tap.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,6 +142,8 @@ class RecordingsService:
 
     # ---- hooks (bus listener) -------------------------------------------------------------------
     def on_event(self, event: Any) -> None:
+        if self.tap is not None:
+            self.tap.on_event(event)
         kind = type(event).__name__
         if kind == "RoomEvent":
             self._on_room(event)
@@ -139,6 +157,11 @@ class RecordingsService:
             elif event.kind in HOTLINE_END:
                 self._intend(_Intent(store.hotline_key(call_id), "hotline", "hotline_call", call_id,
                                      due_in=self.cfg.settle_s))
+        elif kind == "CheckinEvent" and event.node == self.node and event.kind == "recorded" and event.data.get("job"):
+            # A check-in call ended (huiyan/checkin): its job comes already resolved (session, participants,
+            # times, files), so the finaliser needs no check-in knowledge; `capture_optional` skips an empty one.
+            self._intend(_Intent(f"checkin:{event.checkin_id}", "checkin", "checkin", str(event.checkin_id),
+                                 meta=dict(event.data["job"]), due_in=self.cfg.settle_s))
 
     def _on_room(self, event: Any) -> None:
         if event.node != self.node:
@@ -204,10 +227,10 @@ class RecordingsService:
             except Exception:  # noqa: BLE001 - the worker never dies; the job is retried
                 log.exception("recordings worker")
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, 2.0)
+
+    def _tap_alarm(self, kind: str, message: str, data: dict[str, Any]) -> None:
+        self.bus.publish(RecordingsAlarm(self.node, kind, message, data, time.time()))
 
     def _announce(self, o: Outcome) -> None:
         if o.postponed or o.state is None:
@@ -280,6 +303,11 @@ class RecordingsService:
             out.update(free_bytes=d.free_bytes, min_free_bytes=d.threshold)
             if d.low:
                 out["error"] = "low disk: free space for recordings is below the threshold"
+        if self.tap is not None:
+            out["video"] = self.tap.health()
+            if self.tap.problem:  # no tcpdump: video evidence is not being recorded (audio still is)
+                out["ok"] = False
+                out["error"] = self.tap.problem
         worker = next((t for t in self._tasks if t.get_name() == "recordings-worker"), None)
         if worker is not None and worker.done():
             out["ok"] = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -25,7 +26,7 @@ DEFAULT_RETENTION: dict[str, str] = {
 class RecordingSettings(BaseModel):
     """`[recordings]` in huiyan.toml, or HUIYAN_RECORDINGS__<FIELD> in the environment."""
 
-    keep_raw: bool = False  # keep the raw capture (WAV) after the final file is verified
+    keep_raw: bool = False  # keep the raw capture (WAV, and the video tap's pcap) after the final file is verified
     settle_s: float = Field(3.0, ge=0, le=600)  # a capture untouched this long (and its call gone) is closed
     duration_tolerance_s: float = Field(1.0, gt=0, le=60)  # final vs raw/session duration
     audio_bitrate: str = Field("64k", pattern=r"^[0-9]{1,4}k$")
@@ -38,6 +39,13 @@ class RecordingSettings(BaseModel):
     share_ttl_s: int = Field(24 * 3600, ge=60)  # default lifetime of a share link
     share_max_ttl_s: int = Field(30 * 24 * 3600, ge=60)
     retention: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RETENTION))
+    # Video: the media tap (tap.py) captures each recorded session's inbound video RTP with tcpdump.
+    video: bool = True
+    tcpdump: str = "tcpdump"  # needs CAP_NET_RAW: root, or `setcap cap_net_raw+ep` on the binary
+    capture_interface: str = "any"  # where the RTP arrives ("any": every interface, loopback included)
+    # "grid": two or more parties side by side (2) or in a grid, one re-encoded H.264 track; one party copied.
+    # "tracks": every party's video copied as its own track (no re-encode; most players show only the first).
+    video_layout: Literal["grid", "tracks"] = "grid"
 
     @field_validator("retention")
     @classmethod

@@ -2,7 +2,7 @@
 bundled by esbuild (JsSIP is CommonJS only). Cached: nothing runs when the sources and the lock are unchanged.
 
 Layout of the result (served by huiyan/web/serve.py):
-    call.html  agent.html  assets/{citizen,agent}.js (+ .map)  assets/*.css  BUILD (stamp)
+    call.html  agent.html  wall.html  rooms.html  assets/{citizen,agent,wall,rooms}.js (+ .map)  assets/*.css  BUILD (stamp)
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from huiyan.pbx.install import SetupError
 Progress = Callable[[str], None]
 
 SOURCE = Path(__file__).resolve().parents[2] / "web"  # the repository's web/ (next to the huiyan package)
-ENTRIES = ("citizen.js", "agent.js")  # src/ modules bundled into assets/
-PAGES = ("call.html", "agent.html")
+ENTRIES = ("citizen.js", "agent.js", "wall.js", "rooms.js")  # src/ modules bundled into assets/
+PAGES = ("call.html", "agent.html", "wall.html", "rooms.html")
 BUILD_VERSION = "1"  # bump when this file changes what it produces
 STAMP = "BUILD"
 

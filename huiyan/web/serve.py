@@ -1,6 +1,7 @@
 """Serves the built browser clients (see build.py) from huiyan's own HTTP server: no CDN, nothing else.
 
-Pages: /call (citizen, phone-first; `?service=12348&option=1&lang=en` preselect) and /agent (agent console);
+Pages: /call (citizen, phone-first; `?service=12348&option=1&lang=en` or `?entry=<slug>` (a QR entry point)
+preselect), /agent (agent console), /wall (supervisor wall), /rooms (meeting and dispatch console);
 their scripts and styles under /web/assets/. All public: they are static files, every action they take
 goes through the API with its own access rules. Files are revalidated on each load (ETag), so a new
 build is picked up at once.
@@ -52,13 +53,27 @@ def root() -> RedirectResponse:
 
 @router.get("/call", response_class=FileResponse, summary="Citizen video-call page (市民视频呼叫)")
 def citizen_page(request: Request) -> FileResponse:
-    """`?service=<number>&option=<digit>` preselects a service (QR entry points); `lang=en` English."""
+    """`?service=<number>&option=<digit>` or `?entry=<slug>` (a QR entry point) preselects a service;
+    `lang=en` English."""
     return _file(web_dir(request), "call.html", PAGE_HEADERS)
 
 
 @router.get("/agent", response_class=FileResponse, summary="Agent console (坐席工作台)")
 def agent_page(request: Request) -> FileResponse:
     return _file(web_dir(request), "agent.html", PAGE_HEADERS)
+
+
+@router.get("/wall", response_class=FileResponse, summary="Supervisor wall (班长监控墙)")
+def wall_page(request: Request) -> FileResponse:
+    """Queues, waiting calls, live calls and agents live; listen / whisper / barge (supervisors, admins)."""
+    return _file(web_dir(request), "wall.html", PAGE_HEADERS)
+
+
+@router.get("/rooms", response_class=FileResponse, summary="Meeting and dispatch console (会议与指挥调度)")
+def rooms_page(request: Request) -> FileResponse:
+    """Rooms, live participants and meeting control, joining from the browser, one-click dispatch.
+    `?room=<id>` opens a room."""
+    return _file(web_dir(request), "rooms.html", PAGE_HEADERS)
 
 
 @router.get("/web/{path:path}", response_class=FileResponse, summary="Static files of the browser clients")

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from conftest import ApiHarness
 
 PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"),
-                 ("GET", "/api/recordings/shared/{token}")}  # a signed, expiring share link is its own credential
+                 ("GET", "/api/recordings/shared/{token}"),  # a signed, expiring share link is its own credential
+                 # the browser clients' static files, and the citizen page's own API (huiyan/api/public.py)
+                 ("GET", "/"), ("GET", "/call"), ("GET", "/agent"), ("GET", "/web/{path:path}"),
+                 ("GET", "/wall"), ("GET", "/rooms"),
+                 ("GET", "/api/public/services"), ("POST", "/api/public/calls"), ("GET", "/api/public/calls/{token}"),
+                 # what a scanned QR entry point presets on the citizen page (huiyan/api/entrypoints.py)
+                 ("GET", "/api/public/entries/{slug}"),
+                 # a supervised person has no staff account: the PIN (or a one-time code) starts their check-in
+                 ("POST", "/api/checkin/sessions")}
 DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 

@@ -9,7 +9,45 @@ const { t } = i18n;
 const $ = (id) => document.getElementById(id);
 
 const state = { services: [], ua: null, session: null, stream: null, ticket: null, poll: null, timer: null,
-  ended: false, lastStatus: null };
+  ended: false, lastStatus: null, entry: null };
+
+// ---- QR entry points (?entry=<slug>): the poster's service preset, with its title and instructions ----
+function renderEntry() {
+  let box = $('entry');
+  const e = state.entry;
+  if (!e) { if (box) box.remove(); return; }
+  if (!box) {
+    box = document.createElement('div');
+    box.id = 'entry';
+    $('form').before(box);
+  }
+  const en = i18n.currentLang() === 'en';
+  const h = document.createElement('h2');
+  h.textContent = e.retired ? '' : (en ? e.title_en : e.title);
+  const org = document.createElement('p');
+  org.className = 'muted';
+  org.textContent = e.organisation ? t('entry_by', { org: en ? e.organisation_en : e.organisation }) : '';
+  const lines = e.retired ? [t('entry_retired')] : (en ? e.instructions_en : e.instructions).split('\n');
+  const how = lines.map((line) => {
+    const p = document.createElement('p');
+    p.className = e.retired ? 'error' : 'muted';
+    p.textContent = line;
+    return p;
+  });
+  box.replaceChildren(...[h, org, ...how].filter((x) => x.textContent));
+}
+
+async function loadEntry() {
+  const slug = new URLSearchParams(location.search).get('entry');
+  if (!slug) return;
+  try {
+    state.entry = await api(`/api/public/entries/${encodeURIComponent(slug)}`);
+  } catch (e) {
+    // A retired or mistyped code still leads to the page: every service stays available.
+    state.entry = e.status === 404 ? { retired: true } : null;
+  }
+  renderEntry();
+}
 
 // Test and support hook: the live peer connection and its counters.
 window.huiyan = {
@@ -28,7 +66,9 @@ function setStatus(main, detail = '') { $('status').textContent = main; $('detai
 function renderServices() {
   const sel = $('service');
   const params = new URLSearchParams(location.search);
-  const want = `${params.get('service') || ''}/${params.get('option') || ''}`;
+  const preset = state.entry && !state.entry.retired ? state.entry : null;
+  const want = preset ? `${preset.number}/${preset.option}`
+    : `${params.get('service') || ''}/${params.get('option') || ''}`;
   const prev = sel.value;
   sel.replaceChildren();
   for (const s of state.services) {
@@ -53,6 +93,7 @@ function renderServices() {
 }
 
 async function loadServices() {
+  await loadEntry();
   try {
     const res = await api('/api/public/services');
     state.services = res.services;
@@ -196,7 +237,7 @@ async function again() {
   state.session = null;
 }
 
-i18n.onChange(() => { renderServices(); if (state.lastStatus) renderStatus(state.lastStatus); });
+i18n.onChange(() => { renderServices(); renderEntry(); if (state.lastStatus) renderStatus(state.lastStatus); });
 document.addEventListener('DOMContentLoaded', () => {
   i18n.apply();
   $('lang').addEventListener('click', () => i18n.toggle());
