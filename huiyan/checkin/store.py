@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from huiyan.db.orgtree import organisation_subtree, oversees
 from huiyan.checkin.model import (
     ALERT_TEXT,
     ALERTED,
@@ -94,23 +95,9 @@ def _aware(value: datetime) -> datetime:
 # ---- scope --------------------------------------------------------------------------------------------------
 
 
-def subtree(root: int, session: Session) -> frozenset[int]:
-    from huiyan.mediation.model import subtree as _subtree
-
-    pairs = [(oid, parent) for oid, parent in session.execute(select(Organisation.id, Organisation.parent_id))]
-    return _subtree(root, pairs)
-
-
 def scope_of(session: Session, user_id: int, role: Role) -> SubjectScope:
-    if role == Role.ADMIN:
-        return SubjectScope(user_id, role, everything=True)
-    if role == Role.SUPERVISOR:
-        user = session.get(User, user_id)
-        org = user.organisation_id if user else None
-        if org is None:  # a supervisor attached to no bureau supervises everything, as for cases and rooms
-            return SubjectScope(user_id, role, everything=True)
-        return SubjectScope(user_id, role, organisations=subtree(org, session))
-    return SubjectScope(user_id, role)
+    everything, organisations = oversees(session, user_id, role)
+    return SubjectScope(user_id, role, everything=everything, organisations=organisations)
 
 
 def _scoped(stmt: Any, scope: SubjectScope, org_col: Any, officer_col: Any) -> Any:
@@ -252,7 +239,7 @@ def list_subjects(session: Session, scope: SubjectScope, *, organisation_id: int
                   offset: int = 0, limit: int = 50) -> tuple[list[CheckinSubject], int]:
     stmt = _scoped(select(CheckinSubject), scope, CheckinSubject.organisation_id, CheckinSubject.officer_id)
     if organisation_id is not None:
-        stmt = stmt.where(CheckinSubject.organisation_id.in_(subtree(organisation_id, session)))
+        stmt = stmt.where(CheckinSubject.organisation_id.in_(organisation_subtree(session, organisation_id)))
     if officer_id is not None:
         stmt = stmt.where(CheckinSubject.officer_id == officer_id)
     if active is not None:
@@ -817,7 +804,7 @@ def report(session: Session, scope: SubjectScope, month: str, since: datetime, u
            organisation_id: int | None = None) -> list[ReportRow]:
     """Per office (the subject's organisation when the event happened) for one month: windows due (those
     whose grace ended in the month) and how they ended, roll-calls, check-ins by outcome, alerts."""
-    within = set(subtree(organisation_id, session)) if organisation_id is not None else None
+    within = set(organisation_subtree(session, organisation_id)) if organisation_id is not None else None
     rows: dict[int, ReportRow] = {}
     names = {i: n for i, n in session.execute(select(Organisation.id, Organisation.name))}
 

@@ -29,7 +29,7 @@ __all__ = [
     "CaseStatus", "CaseType", "PartyRole", "TRANSITIONS", "MEDIATOR_ROLES", "PIN_LENGTH", "MediationError",
     "CaseNotFound", "PartyNotFound", "InvalidTransition", "CaseConflict", "OutcomeRequired", "Forbidden",
     "NEEDS_OUTCOME", "check_transition", "check_editable", "new_pin", "case_number", "next_case_number", "JoinInfo",
-    "join_info", "CaseScope", "subtree", "assign_recordings",
+    "join_info", "CaseScope", "assign_recordings",
 ]
 
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
@@ -181,18 +181,6 @@ class CaseScope:
         return self.role in (Role.ADMIN, Role.SUPERVISOR)
 
 
-def subtree(root: int, parents: Iterable[tuple[int, int | None]]) -> frozenset[int]:
-    """`root` and every organisation below it, from (id, parent_id) pairs."""
-    children: dict[int | None, list[int]] = {}
-    for oid, parent in parents:
-        children.setdefault(parent, []).append(oid)
-    out, todo = {root}, [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return frozenset(out)
 
 
 # ---- recordings ------------------------------------------------------------------------------------------

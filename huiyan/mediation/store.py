@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from huiyan.db.orgtree import oversees
 from huiyan.db.errors import Invalid
 from huiyan.db.models import (
     CaseStatus,
@@ -48,7 +49,6 @@ from huiyan.mediation.model import (
     check_transition,
     new_pin,
     next_case_number,
-    subtree,
 )
 from huiyan.rooms import store as rooms
 from huiyan.rooms.store import INVITE_TARGET_RE
@@ -71,16 +71,8 @@ def now() -> datetime:
 
 
 def scope_of(session: Session, user_id: int, role: Role) -> CaseScope:
-    if role == Role.ADMIN:
-        return CaseScope(user_id, role, everything=True)
-    if role == Role.SUPERVISOR:
-        user = session.get(User, user_id)
-        org = user.organisation_id if user else None
-        if org is None:  # a supervisor attached to no bureau supervises everything, as for rooms and queues
-            return CaseScope(user_id, role, everything=True)
-        pairs = [(oid, parent) for oid, parent in session.execute(select(Organisation.id, Organisation.parent_id))]
-        return CaseScope(user_id, role, organisations=subtree(org, pairs))
-    return CaseScope(user_id, role)
+    everything, organisations = oversees(session, user_id, role)
+    return CaseScope(user_id, role, everything=everything, organisations=organisations)
 
 
 # ---- cases ---------------------------------------------------------------------------------------------

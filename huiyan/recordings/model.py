@@ -349,18 +349,6 @@ class RecordingScope:
         return self.user_id in set(participant_user_ids)
 
 
-def subtree(root: int, parents: Iterable[tuple[int, int | None]]) -> frozenset[int]:
-    """`root` and every organisation below it, from (id, parent_id) pairs."""
-    children: dict[int | None, list[int]] = {}
-    for oid, parent in parents:
-        children.setdefault(parent, []).append(oid)
-    out, todo = {root}, [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return frozenset(out)
 
 
 # ---- disk ---------------------------------------------------------------------------------------------

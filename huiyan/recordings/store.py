@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from huiyan.db.models import (
     HotlineCall,
     MediationCase,
-    Organisation,
     Recording,
     RecordingAudit,
     RecordingJob,
@@ -25,9 +24,9 @@ from huiyan.db.models import (
     RecordingStatus,
     Role,
     RoomRecording,
-    User,
 )
-from huiyan.recordings.model import GENESIS, RecordingScope, row_digest, subtree, truncate_ms
+from huiyan.db.orgtree import organisation_subtree, oversees
+from huiyan.recordings.model import GENESIS, RecordingScope, row_digest, truncate_ms
 
 TERMINAL = frozenset({RecordingJobState.DONE, RecordingJobState.SKIPPED, RecordingJobState.FAILED})
 LEASE = timedelta(minutes=30)
@@ -217,16 +216,8 @@ def logged_deletions(session: Session) -> set[int]:
 
 def scope_of(session: Session, user_id: int, role: Role) -> RecordingScope:
     cases = frozenset(session.scalars(select(MediationCase.id).where(MediationCase.mediator_id == user_id)))
-    if role == Role.ADMIN:
-        return RecordingScope(user_id, role.value, everything=True)
-    if role == Role.SUPERVISOR:
-        user = session.get(User, user_id)
-        org = user.organisation_id if user else None
-        if org is None:  # a supervisor attached to no bureau supervises everything (as for cases and rooms)
-            return RecordingScope(user_id, role.value, everything=True)
-        pairs = [(oid, parent) for oid, parent in session.execute(select(Organisation.id, Organisation.parent_id))]
-        return RecordingScope(user_id, role.value, organisations=subtree(org, pairs), cases=cases)
-    return RecordingScope(user_id, role.value, cases=cases)
+    everything, organisations = oversees(session, user_id, role)
+    return RecordingScope(user_id, role.value, everything=everything, organisations=organisations, cases=cases)
 
 
 def participant_ids(session: Session, recording_id: int) -> list[int | None]:
@@ -271,8 +262,7 @@ def search(session: Session, scope: RecordingScope, *, session_type: str | None 
     if case_id is not None:
         conds.append(Recording.case_id == case_id)
     if organisation_id is not None:
-        pairs = [(oid, parent) for oid, parent in session.execute(select(Organisation.id, Organisation.parent_id))]
-        conds.append(Recording.organisation_id.in_(subtree(organisation_id, pairs)))
+        conds.append(Recording.organisation_id.in_(organisation_subtree(session, organisation_id)))
     if participant:
         like = f"%{participant.replace('%', '').replace('_', '')}%"
         conds.append(exists().where(RecordingParticipant.recording_id == Recording.id,

@@ -10,6 +10,7 @@ from random import Random
 import pytest
 
 from huiyan.db.models import Role
+from huiyan.db.orgtree import subtree
 from huiyan.mediation.model import (
     TRANSITIONS,
     CaseScope,
@@ -21,7 +22,6 @@ from huiyan.mediation.model import (
     join_info,
     new_pin,
     next_case_number,
-    subtree,
 )
 
 S = CaseStatus
