@@ -35,7 +35,9 @@ class RecordingTarget:
 
     @property
     def wav(self) -> Path:
-        return self.path.with_suffix(".wav")
+        # Appended, not with_suffix(): a call's id ends in ".<n>" (pbx1-1795937149.0), which with_suffix would
+        # replace - two calls answered in the same second would then share one file.
+        return self.path.with_name(self.path.name + ".wav")
 
     def mixmonitor_args(self) -> tuple[str, str]:
         # b: only while bridged (no hold music in the file); the .wav is the two parties mixed.

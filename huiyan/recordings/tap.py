@@ -211,6 +211,8 @@ class Capture:
                         return
         except TimeoutError:
             pass
+        if self.proc.returncode is None:
+            self.proc.terminate()
         await self._end()
         raise TapError(f"tcpdump did not start capturing: {' / '.join(said)[-400:] or 'no output'}")
 
@@ -293,6 +295,7 @@ class SessionTap:
                 self.manifest.segments.append(seg)
                 self.capture = cap
             except TapError as exc:
+                cap.path.unlink(missing_ok=True)  # whatever it wrote is no segment of ours
                 self.failed = True
                 self.manifest.errors.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {exc}")
                 log.error("media tap %s: %s", self.key, exc)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from huiyan.recordings import h264, media, pcap, tap, video
-from huiyan.recordings.h264 import Depacketizer, RtpPacket, depacketize
+from huiyan.recordings.h264 import RtpPacket, depacketize
 
 SPS = bytes([0x67, 0x42, 0xC0, 0x1E, 0xD9, 0x00, 0xA0, 0x47, 0xFE, 0xC8])
 PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
@@ -481,3 +481,17 @@ async def test_a_capture_that_cannot_start_is_recorded_in_the_manifest_and_alarm
     await _until(lambda: tap.TapManifest.load(mf).closed)
     await svc.stop()
     assert os.path.exists(mf)
+
+
+def test_two_calls_of_the_same_second_get_their_own_files(tmp_path: Path) -> None:
+    """Asterisk's uniqueids share their first part within a second (pbx1-1795937149.0, …149.2): the
+    capture's name keeps the whole id, so the audio (and the tap's files beside it) never collide."""
+    from datetime import datetime, timezone
+
+    from huiyan.recordings import target
+
+    when = datetime(2026, 11, 29, 7, 25, 50, tzinfo=timezone.utc)
+    a, b = (target(tmp_path, "hotline", f"pbx1-1795937149.{n}", when) for n in (0, 2))
+    assert a.wav != b.wav and a.wav.name == "hotline-20261129T072550-pbx1-1795937149.0.wav"
+    assert tap.manifest_path(a.wav) != tap.manifest_path(b.wav)
+    assert tap.manifest_path(a.wav).name == "hotline-20261129T072550-pbx1-1795937149.0.tap.json"
