@@ -47,7 +47,12 @@ class Running:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self.call(self.ctl.start(), timeout=120)
+        try:
+            self.call(self.ctl.start(), timeout=120)
+        except BaseException:
+            # Do not leave an Asterisk (or half a controller) behind for the next session to trip over.
+            self.stop()
+            raise
         self.start_seconds = time.monotonic() - t0
         self.errors_at_start = self.ctl.pbx.errors_in_log()
 
