@@ -67,6 +67,9 @@ def audio_pcap(path: Path, seconds: float, *, talking: bool, ssrc: int = 0x48590
                              (i * 160) & 0xFFFFFFFF, ssrc)
         packets.append((i * 0.02, header + payload))
     _write_pcap(path, packets)
+    # The same second of signal as raw G.711 for SIPp's rtp_stream, which the video scenarios use instead
+    # (see participant_scenario).
+    path.with_suffix(".ulaw").write_bytes(one)
     return path
 
 
@@ -194,7 +197,13 @@ def participant_scenario(path: Path, *, audio: Path, video: Path | None, hold_s:
   <recv response="183" optional="true"/>
 """
 
-    play = f'<exec play_pcap_audio="{audio}"/>' + (f'<exec play_pcap_video="{video}"/>' if video else "")
+    # SIPp 3.6.1 plays one capture per call at a time: a play_pcap_video cancels a play_pcap_audio still
+    # playing. With video, the voice goes by rtp_stream (its own thread; the raw G.711 beside the pcap,
+    # looped, payload type 0) so the participant sends both.
+    if video:
+        play = f'<exec rtp_stream="{audio.with_suffix(".ulaw")},-1,0"/><exec play_pcap_video="{video}"/>'
+    else:
+        play = f'<exec play_pcap_audio="{audio}"/>'
     xml = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="room load participant">
   <nop><action><gettimeofday assign_to="t_s,t_us"/>
