@@ -41,6 +41,12 @@ def token(huiyan: Running, username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+def after(huiyan: Running) -> Any:
+    """A filter for events published from now on (the package's controller keeps every earlier test's)."""
+    seen = {id(e) for e in huiyan.find_events(lambda e: True)}
+    return lambda e: id(e) not in seen
+
+
 def shown_within(page: Any, selector: str, attr: str, event: Any, seconds: float = 2.0) -> float:
     """How long after the bus event the wall showed it (the page stamps the moment it drew the row)."""
     stamp = page.get_attribute(selector, attr)
@@ -65,6 +71,15 @@ def test_wall_shows_the_waiting_call_and_agent_states_live_and_barges_into_the_c
     assert r.status_code == 200 and r.json()["state"] == "paused", r.text
     wait_until(lambda: state_of(agent) == "paused", 15, "agent console paused")
 
+    # An agent is told the wall is for supervisors (and the page asks the API for nothing it would refuse).
+    denied = pages.open(f"{huiyan.api}/wall", viewport=DESKTOP, name="wall-agent")
+    denied.wait_for_selector("#login-form")
+    denied.fill("#username", hotline.agent.username)
+    denied.fill("#password", hotline.agent.password)
+    denied.click("#login-form button[type=submit]")
+    wait_until(lambda: "班长或管理员" in denied.inner_text("#board-error"), 10, "the role explained")
+    assert denied.locator("#agents tr").count() == 0
+
     # The wall, signed in as the supervisor: its softphone registers as the supervisor's extension.
     wall = pages.open(f"{huiyan.api}/wall", viewport=DESKTOP, name="wall")
     wall.wait_for_selector("#login-form")
@@ -80,8 +95,9 @@ def test_wall_shows_the_waiting_call_and_agent_states_live_and_barges_into_the_c
     wait_until(lambda: wall.get_attribute("#live", "data-on") == "1", 10, "the wall's event stream")
 
     # A citizen calls: the waiting call is on the wall (within 2 s), with its caller and a ticking wait.
+    new = after(huiyan)
     citizen = citizen_calls(pages, huiyan, "陈女士", "13904310041", "citizen-wall")
-    queued = huiyan.wait_event(lambda e: isinstance(e, HotlineEvent) and e.kind == "CallQueued"
+    queued = huiyan.wait_event(lambda e: new(e) and isinstance(e, HotlineEvent) and e.kind == "CallQueued"
                                and e.data.get("queue_id") == str(hotline.queue_id), timeout=30)
     call_id = queued.data["call_id"]
     waiting = f"#waiting tr[data-call='{call_id}']"
@@ -98,14 +114,14 @@ def test_wall_shows_the_waiting_call_and_agent_states_live_and_barges_into_the_c
 
     # The agent becomes available: offered the call at once; the wall shows each change within 2 s.
     agent.click("#btn-available")
-    offered = huiyan.wait_event(lambda e: isinstance(e, HotlineEvent) and e.kind == "AgentStateChanged"
+    offered = huiyan.wait_event(lambda e: new(e) and isinstance(e, HotlineEvent) and e.kind == "AgentStateChanged"
                                 and e.data.get("agent_id") == agent_id and e.data.get("new") == "offered", timeout=20)
     wait_until(lambda: wall.get_attribute(row, "data-state") in ("offered", "on_call"), 5, "agent ringing on the wall")
     if wall.get_attribute(row, "data-state") == "offered":
         shown_within(wall, row, "data-changed-at", offered)
     agent.wait_for_selector("#ringing:not([hidden])", timeout=30000)
     agent.click("#btn-answer")
-    on_call = huiyan.wait_event(lambda e: isinstance(e, HotlineEvent) and e.kind == "AgentStateChanged"
+    on_call = huiyan.wait_event(lambda e: new(e) and isinstance(e, HotlineEvent) and e.kind == "AgentStateChanged"
                                 and e.data.get("agent_id") == agent_id and e.data.get("new") == "on_call", timeout=30)
     wait_until(lambda: wall.get_attribute(row, "data-state") == "on_call", 5, "agent on call on the wall")
     shown_within(wall, row, "data-changed-at", on_call)
@@ -117,7 +133,7 @@ def test_wall_shows_the_waiting_call_and_agent_states_live_and_barges_into_the_c
 
     # Barge: the spy API rings the wall's softphone, which answers; Asterisk runs ChanSpy with B.
     wall.click(f"{live} button[data-spy='barge']")
-    start = huiyan.wait_event(lambda e: isinstance(e, AmiEvent) and e.name == "ChanSpyStart"
+    start = huiyan.wait_event(lambda e: new(e) and isinstance(e, AmiEvent) and e.name == "ChanSpyStart"
                               and e.get("SpyerChannel").startswith(f"PJSIP/{sup_ext}-"), timeout=30)
     assert start.get("SpyeeChannel").startswith(f"PJSIP/{hotline.agent.extension}-"), start.fields
     channels = huiyan.call(huiyan.ctl.ami.action_list("CoreShowChannels"))

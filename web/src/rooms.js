@@ -29,6 +29,9 @@ window.huiyan = {
 };
 
 const roomError = (msg) => err('room-error', msg);
+// Who may do what, known up front so the console never asks for what the API would refuse.
+const reader = () => ['admin', 'supervisor'].includes(session.me.role);
+const chairOf = (room) => reader() || (room.moderator_user_ids || []).includes(session.me.id);
 
 // ---- rooms list ---------------------------------------------------------------------------------
 async function loadRooms() {
@@ -75,6 +78,7 @@ async function selectRoom(id) {
 async function refreshLive() {
   const room = st.sel;
   if (!room) return;
+  if (!chairOf(room)) { st.chair = false; st.view = null; renderRoom(); return; }
   try {
     const v = await call(`/api/rooms/${room.id}/live`);
     if (st.sel !== room) return;
@@ -133,7 +137,9 @@ function renderRoom() {
   const notChair = !st.chair;
   show($('not-chair'), notChair);
   $('not-chair').textContent = notChair ? t('not_chair') : '';
-  const live = v ? v.live : st.liveNumbers.has(room.number);
+  const s = st.join.session;
+  const inIt = !!(s && s.isEstablished() && st.join.roomId === room.id);
+  const live = v ? v.live : (st.liveNumbers.has(room.number) || inIt);
   $('p-live').textContent = t(live ? 'r_live' : 'r_not_live');
   $('p-live').dataset.on = live ? '1' : '0';
   show($('p-locked'), !!(v && v.locked));
@@ -245,7 +251,7 @@ async function join() {
   st.join = { session: s, stream, roomId: room.id };
   const watch = (pc) => pc.addEventListener('track', (ev) => addTile(ev.track, ev.streams[0] || new MediaStream([ev.track])));
   if (s.connection) watch(s.connection); else s.on('peerconnection', (e) => watch(e.peerconnection));
-  s.on('confirmed', () => { $('join-state').textContent = t('in_meeting'); renderJoin(); });
+  s.on('confirmed', () => { $('join-state').textContent = t('in_meeting'); renderRoom(); });
   const end = (e) => {
     if (st.join.session !== s) return;
     stopMedia(stream);
@@ -253,7 +259,7 @@ async function join() {
     for (const x of $('stage').querySelectorAll('.remote, audio')) x.remove();
     const why = e.originator === 'local' ? null : explainEnd(e.cause);
     $('join-state').textContent = why || t('left_meeting');
-    renderJoin();
+    renderRoom();
   };
   s.on('ended', end);
   s.on('failed', end);
@@ -264,6 +270,7 @@ function leave() { const s = st.join.session; if (s && !s.isEnded()) s.terminate
 
 // ---- dispatch -----------------------------------------------------------------------------------
 async function loadDispatch() {
+  if (!reader()) { st.commander = false; renderDispatch(); return; }
   try {
     const [groups, active] = await Promise.all([call('/api/dispatch/groups?limit=500'),
       call('/api/dispatch?status=active&limit=20')]);
@@ -321,8 +328,8 @@ function renderDispatch() {
           onclick: act(t('end_dispatch'), async () => { st.dispatches.set(d.id, await call(`/api/dispatch/${d.id}/end`, { method: 'POST' })); renderDispatch(); }) },
         t('end_dispatch')) : null),
       el('p', { class: 'muted small' }, summary || '—'),
-      el('table', { class: 'legs' }, el('tbody', {}, ...(d.legs || []).map((leg) => el('tr', { dataset: { leg: leg.id, status: leg.status } },
-        el('td', {}, leg.name || leg.target), el('td', {}, el('span', { class: 'badge', dataset: { status: leg.status } }, tt(`leg_${leg.status}`, leg.status))),
+      el('table', { class: 'legs' }, el('tbody', {}, ...(d.legs || []).map((leg) => el('tr', { dataset: { leg: leg.id, status: leg.status, target: leg.target } },
+        el('td', {}, leg.name || leg.target, leg.name ? el('span', { class: 'muted' }, ` ${leg.target}`) : null), el('td', {}, el('span', { class: 'badge', dataset: { status: leg.status } }, tt(`leg_${leg.status}`, leg.status))),
         el('td', { class: 'muted' }, leg.attempts > 1 ? t('attempts', { n: leg.attempts }) : ''))))));
   }));
 }
@@ -352,10 +359,11 @@ async function ready() {
   startPhone((s) => s.terminate({ status_code: 486 })); // invitations ring desk phones, not this console
   await Promise.all([loadRooms(), loadDispatch()]);
   // Admins and supervisors watch every room live; a room's moderator of another role reads /live on a timer.
-  events('/api/events', onEvent, {
-    onOpen: () => { st.watching = true; if (st.sel) refreshLive(); },
-    onDenied: () => { st.watching = false; setInterval(() => { if (st.sel && st.chair) refreshLive(); }, 3000); },
-  });
+  if (reader()) {
+    events('/api/events', onEvent, { onOpen: () => { st.watching = true; if (st.sel) refreshLive(); } });
+  } else {
+    setInterval(() => { if (st.sel && st.chair) refreshLive(); }, 3000);
+  }
   const want = Number(new URLSearchParams(location.search).get('room'));
   if (want) selectRoom(want);
 }

@@ -325,6 +325,7 @@ function livePill(on) {
 
 async function ready() {
   show($('board'));
+  if (!['admin', 'supervisor'].includes(session.me.role)) { err('board-error', t('err_wall_role')); return; }
   try {
     const [queues, stats] = await Promise.all([call('/api/queues?limit=500'), call('/api/hotline/stats')]);
     for (const q of queues.items) st.names[String(q.id)] = q.name;
@@ -336,7 +337,7 @@ async function ready() {
   await loadAgents();
   renderAll();
   refreshLive();
-  events('/api/events', onEvent, { onOpen: () => { livePill(true); refreshLive(); },
+  events('/api/events', onEvent, { onOpen: () => { livePill(true); refreshLive(); }, onClose: () => livePill(false),
     onDenied: () => err('board-error', t('err_wall_role')) });
   startPhone(incoming);
   setInterval(tick, 1000);

@@ -65,7 +65,7 @@ export function signOut() {
 
 /** WS /api/events (or another event path): `onEvent(ev)` per event; reconnects with backoff; stops for good
  *  on 4401 (signed out) and 4403 (this role may not watch), telling `onDenied(code)`. */
-export function events(path, onEvent, { onOpen, onDenied } = {}) {
+export function events(path, onEvent, { onOpen, onDenied, onClose } = {}) {
   let retry = 1000;
   let ws = null;
   let stopped = false;
@@ -78,6 +78,7 @@ export function events(path, onEvent, { onOpen, onDenied } = {}) {
       if (stopped) return;
       if (e.code === 4401) { signOut(); return; }
       if (e.code === 4403) { if (onDenied) onDenied(e.code); return; }
+      if (onClose) onClose(e.code);
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };
