@@ -30,7 +30,7 @@ def subtree(root: int, parents: Iterable[tuple[int, int | None]]) -> frozenset[i
 
 def organisation_subtree(session: Session, root: int) -> frozenset[int]:
     """`root` and every organisation below it, read from the database."""
-    return subtree(root, session.execute(select(Organisation.id, Organisation.parent_id)).tuples())
+    return subtree(root, session.execute(select(Organisation.id, Organisation.parent_id)))
 
 
 def oversees(session: Session, user_id: int, role: Role) -> tuple[bool, frozenset[int]]:
