@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
@@ -29,3 +32,32 @@ async def stop_tasks(*tasks: asyncio.Task[object] | None) -> None:
         t.cancel()
     if live:
         await asyncio.gather(*live, return_exceptions=True)
+
+
+class BackgroundTasks:
+    """A service's fire-and-forget coroutines: kept referenced while they run (the loop holds only weak
+    references), a failure logged with the service's name, all cancelled together when the service stops.
+    Spawning with no running loop (unit tests of a service's state alone) closes the coroutine unrun."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("%s: background task failed", self._what, exc_info=task.exception())

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from huiyan.aio import BackgroundTasks
 from huiyan.bus import EventBus
 from huiyan.db.errors import NotFound
 from huiyan.dispatch.model import (
@@ -98,7 +99,7 @@ class DispatchService:
         self._deferred: dict[int, tuple[asyncio.TimerHandle, int | None]] = {}
         self._jobs: asyncio.Queue[Callable[[], None]] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "dispatch")
         self._stopped = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -125,8 +126,7 @@ class DispatchService:
         self._stopped = True
         for handle in [*self._timers.values(), *(h for h, _ in self._deferred.values())]:
             handle.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         if self._writer is not None:
             if self._jobs is not None:
                 for _ in range(100):  # let queued writes finish (briefly)
@@ -423,15 +423,4 @@ class DispatchService:
                 self._jobs.task_done()
 
     def _spawn(self, coro: Any) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(coro)
-        except RuntimeError:
-            coro.close()
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("dispatch: background task failed", exc_info=task.exception())
+        self._tasks.spawn(coro)

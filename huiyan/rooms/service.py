@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from huiyan.aio import BackgroundTasks
 from huiyan.bus import EventBus
 from huiyan.pbx.outcome import dial_failure
 from huiyan.rooms.model import (
@@ -135,7 +136,7 @@ class RoomService:
         self._recordings: dict[str, int] = {}  # number -> open room_recordings id
         self._jobs: asyncio.Queue[Callable[[], None]] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(log, "rooms")
 
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -148,8 +149,7 @@ class RoomService:
         self._sessions = {by_id[r]: s for r, s in open_sessions.items() if r in by_id}
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         if self._writer is not None:
             if self._jobs is not None:
                 for _ in range(50):  # let queued writes finish (briefly)
@@ -482,18 +482,7 @@ class RoomService:
                     await asyncio.sleep(0.5)
 
     def _spawn(self, coro: Any) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(coro)
-        except RuntimeError:
-            coro.close()
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("rooms: background task failed", exc_info=task.exception())
+        self._tasks.spawn(coro)
 
 
 def _known(value: str) -> str:
