@@ -16,7 +16,6 @@ import gc
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from huiyan.acd import AgentConfig, AgentState, Distributor, Offer, QueueConfig, Strategy  # noqa: E402
+from _benchmarks_md import write_section  # noqa: E402
 
 # -- the naive peer ------------------------------------------------------------------------------------
 
@@ -373,26 +373,10 @@ def machine() -> str:
 
 
 SECTION = "## ACD core"
-HEADER = """# Benchmarks
-
-Every result here is a ratio against a peer run in the same invocation, on the same machine and the same
-workload, with the absolute numbers next to it for scale: the machines these run on are shared and
-small (2 cores), so absolute rates move from run to run while the ratios hold. Each section names its
-script, method and date, and the command that reproduces it (scripts in `bench/`, see
-`bench/README.md`).
-"""
 
 
-def write_section(section: str, path: Path) -> None:
-    """Replace only our section (from its heading to the next heading of any level: a '### ' subsection
-    after it belongs to another script) or append it."""
-    text = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^##+ |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+def _write(section: str, path: Path) -> None:
+    write_section(path, SECTION, section)
 
 
 def report(results: list[dict[str, Any]], ours_mem: float, naive_mem: float, args: argparse.Namespace) -> str:
@@ -481,7 +465,7 @@ def main() -> None:
     if args.write:
         if args.quick:
             raise SystemExit("not writing --quick results")
-        write_section(report(results, ours_mem, naive_mem, args), REPO / "BENCHMARKS.md")
+        _write(report(results, ours_mem, naive_mem, args), REPO / "BENCHMARKS.md")
         print("written to BENCHMARKS.md")
 
 

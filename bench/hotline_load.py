@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from huiyan.config.settings import Settings  # noqa: E402
+from _benchmarks_md import write_section  # noqa: E402
 
 T = TypeVar("T")
 MODES = ("ours", "app_queue", "plain")
@@ -51,8 +52,6 @@ NUMBERS = {"ours": "1234870", "app_queue": "1234871", "plain": "1234872"}
 LABEL = {"ours": "huiyan (FastAGI + Python ACD)", "app_queue": "app_queue (Queue)",
          "plain": "plain Dial, round-robin (the limit)"}
 SECTION = "## Hotline distributor under SIPp load"
-HEADER = ("# Benchmarks\n\nEvery result is a ratio against a peer run in the same invocation, on this 2-core "
-          "machine; absolute numbers are context only.\n")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What every caller hears before the queue, in all three paths. Our flow plays "please wait" only when no
 # agent was offered at once (flow.py), which under this load (free agents) does not happen; it is counted.
@@ -908,14 +907,7 @@ def report(results: dict[str, Result], b: Bench | None, args: argparse.Namespace
 
 
 def write_benchmarks(section: str, path: Path) -> None:
-    """Replace only our section (from its heading to the next '## ' heading) or append it."""
-    text = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    write_section(path, SECTION, section)
 
 
 # ---- main ---------------------------------------------------------------------------------------

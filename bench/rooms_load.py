@@ -45,6 +45,7 @@ for p in (str(REPO), str(BENCH)):
 
 import hotline_load as hl  # noqa: E402  (the hotline benchmark's helpers: ports, /proc CPU, SIPp, Running)
 from _rooms_media import audio_pcap, injection_file, participant_scenario, video_pcap  # noqa: E402
+from _benchmarks_md import write_section  # noqa: E402
 
 from huiyan.config.settings import Settings  # noqa: E402
 
@@ -54,8 +55,6 @@ MEDIA = ("audio", "video")
 MEDIA_LABEL = {"audio": "audio only (PCMU)", "video": "video passthrough (PCMU + H.264)"}
 HUIYAN_BASE, BARE_BASE = 6100, 7100  # room i is 6100+i (a huiyan room) or 7100+i (a bare conference)
 SECTION = "## Rooms under SIPp load"
-HEADER = ("# Benchmarks\n\nEvery result is a ratio against a peer run in the same invocation, on this 2-core "
-          "machine; absolute numbers are context only.\n")
 AST_SATURATED = 0.90  # of all cores: Asterisk's own CPU (the limit)
 MACHINE_BUSY = 0.95  # of all cores: everything on the machine (flagged, not a limit)
 MEAS_EVENTS = ("ConfbridgeJoin", "Newchannel", "Hangup", "UserEvent")
@@ -745,14 +744,7 @@ def report(lads: list[Ladder], b: Bench | None, args: argparse.Namespace, comman
 
 
 def write_benchmarks(section: str, path: Path) -> None:
-    """Replace only our section (from its heading to the next '## ' heading) or append it."""
-    text = path.read_text() if path.exists() else HEADER
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    write_section(path, SECTION, section)
 
 
 # ---- main ---------------------------------------------------------------------------------------
