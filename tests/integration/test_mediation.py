@@ -118,7 +118,7 @@ def test_case_session_two_parties_and_a_lawyer_join_and_the_recording_is_on_the_
     # ... and is finalised into evidence (M4A, hash-chained; the raw WAV goes once that is verified), which
     # the mediator may fetch because it is their case
     done = rooms.wait_for(lambda: (e := api("get", f"/cases/{case['id']}/recordings").json()[0]["evidence"])
-                          and e["recording_id"] and e, timeout=90)
+                          and e["job_state"] == "done" and e, timeout=90)
     assert done["job_state"] == "done" and done["duration_s"] > 1.0 and len(done["sha256"]) == 64
     r = httpx.get(f"{huiyan.api}/api/recordings/{done['recording_id']}", headers=auth, timeout=30)
     assert r.status_code == 200, r.text
