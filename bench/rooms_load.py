@@ -64,7 +64,8 @@ LADDERS = {
     # (participants-per-room sizes, room size for the rooms ladder, room counts)
     "quick": ([4, 8, 16], 4, [2, 4]),
     # 200: the most a room takes (huiyan's max_participants, the bridge profile's max_members)
-    "full": ([4, 8, 16, 32, 64, 100, 150, 200], 8, [4, 8, 16, 25, 40]),
+    # (finer steps from 25 rooms up: that is where 2 cores saturate with video)
+    "full": ([4, 8, 16, 32, 64, 100, 150, 200], 8, [4, 8, 16, 25, 30, 35, 40]),
 }
 
 
@@ -770,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     args.rate = args.rate or (20.0 if args.quick else 25.0)
     args.window = args.window or (2.0 if args.quick else 4.0)
     args.settle = args.settle if args.settle is not None else (0.5 if args.quick else 1.0)
-    args.budget = args.budget or (150.0 if args.quick else 780.0)
+    args.budget = args.budget or (150.0 if args.quick else 1020.0)
     argv_shown = argv if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python bench/rooms_load.py", *argv_shown]).strip()
 

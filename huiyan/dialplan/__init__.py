@@ -102,7 +102,8 @@ def render_extensions(d: DialplanInput) -> str:
         "; HUIYAN_* channel variables (menu choice, time queued) so the controller resumes where it was.",
         "exten => _[0-9*#+]!,1,Set(HUIYAN_TRIES=0)",
         "same => n(run),Set(HUIYAN_DONE=)",
-        "same => n,AGI(${HUIYAN_AGI}/${HUIYAN_ROUTE}?number=${EXTEN}&class=${HUIYAN_CLASS}&tries=${HUIYAN_TRIES})",
+        "same => n,AGI(${HUIYAN_AGI}/${HUIYAN_ROUTE}?number=${EXTEN}&class=${HUIYAN_CLASS}&tries=${HUIYAN_TRIES}"
+        "${HUIYAN_ARGS})",
         "same => n,GotoIf($[\"${HUIYAN_DONE}\" = \"1\"]?end)",
         "same => n,Set(HUIYAN_TRIES=$[${HUIYAN_TRIES} + 1])",
         f"same => n,GotoIf($[${{HUIYAN_TRIES}} > {d.max_tries}]?giveup)",
@@ -125,7 +126,15 @@ def render_extensions(d: DialplanInput) -> str:
         f"[{ROOMS}]",
         f"exten => {d.room_pattern},1,Set(__HUIYAN_CLASS=${{CONTEXT:5}})",
         "same => n,Set(HUIYAN_ROUTE=room)",
-        f"same => n,Goto({RUN},${{EXTEN}},1)",
+        "same => n,Answer()",
+        "; What the room flow needs to know about a PJSIP caller travels in the FastAGI request, so that a",
+        "; join costs no GET VARIABLE round trips (huiyan.rooms.flow.CallerFacts). Other channel types",
+        "; (chan_ooh323) have no endpoint to ask about.",
+        "same => n,GotoIf($[\"${CHANNEL(channeltype)}\" != \"PJSIP\"]?run)",
+        "same => n,Set(HUIYAN_ARGS=&endpoint=${CHANNEL(endpoint)}&video=${CHANNEL(videonativeformat)}"
+        "&streams=${PJSIP_ENDPOINT(${CHANNEL(endpoint)},max_video_streams)}"
+        "&locked=${CONFBRIDGE_INFO(locked,${EXTEN})})",
+        f"same => n(run),Goto({RUN},${{EXTEN}},1)",
         "",
         f"[{TRANSFER}]",
         "; Reached only by AMI (BlindTransfer, Atxfer, Redirect) on behalf of staff, never dialled directly.",

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from huiyan.agi.server import AgiSession, Handler
 from huiyan.rooms.model import Refusal, Role, RoomKind, RoomSpec
-from huiyan.rooms.flow import PIN_MAX_DIGITS, PIN_TIMEOUT_MS, PIN_TRIES, refuse_caller, enter_room
+from huiyan.rooms.flow import (
+    PIN_MAX_DIGITS,
+    PIN_TIMEOUT_MS,
+    PIN_TRIES,
+    ask_caller_facts,
+    enter_room,
+    refuse_caller,
+)
 from huiyan.rooms.service import RoomService
 
 
@@ -36,7 +43,9 @@ def mediation_route(service: RoomService) -> Handler:
             digits = await session.get_data(session.prompt("mediation_pin"), PIN_TIMEOUT_MS, PIN_MAX_DIGITS)
             spec = room_for_pin(service, digits)
             if spec is not None:
-                await enter_room(session, service, spec, Role.PARTICIPANT, endpoint=None)
+                # A tourist is not known by an endpoint: a party by PIN, whichever phone they call from.
+                facts = await ask_caller_facts(session, endpoint=False)
+                await enter_room(session, service, spec, Role.PARTICIPANT, facts=facts)
                 return
             session.log.info("mediation %s: no case with that PIN (try %d)", number, attempt + 1)
             await session.stream_file(session.prompt("invalid"))

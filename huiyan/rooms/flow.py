@@ -11,6 +11,7 @@ When a moderator ends the meeting, everyone hears "the meeting has ended" before
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from huiyan.agi.server import DONE_VARIABLE, AgiSession, Handler
@@ -53,6 +54,32 @@ def _sends_video(native: str | None) -> bool | None:
     return bool(names) and names != "nothing"
 
 
+@dataclass(frozen=True, slots=True)
+class CallerFacts:
+    """What the flow needs to know about a caller's channel. The huiyan-rooms dialplan puts it in the
+    FastAGI request (`endpoint`, `video`, `streams`, `locked` parameters) so that a join costs no GET
+    VARIABLE round trips; a call that reached the route another way (a dial-out we originated) is asked."""
+
+    endpoint: str | None  # the PJSIP endpoint (an extension for our terminals and users)
+    sends_video: bool | None  # None: not known
+    max_streams: int = 1  # video streams the endpoint takes (SFU mode sends it several)
+    locked: bool | None = None  # CONFBRIDGE_INFO(locked) when the call arrived; None: ask when it matters
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> "CallerFacts | None":
+        if "endpoint" not in params:
+            return None
+        try:
+            streams = max(1, int(params.get("streams") or 1))
+        except ValueError:
+            streams = 1
+        return cls(endpoint=params["endpoint"] or None, sends_video=_sends_video(params.get("video")),
+                   max_streams=streams, locked=params.get("locked") == "1")
+
+
+H323_FACTS = CallerFacts(endpoint=None, sends_video=False)
+
+
 async def _max_streams(session: AgiSession, endpoint: str | None) -> int:
     if not endpoint:
         return 1
@@ -63,13 +90,23 @@ async def _max_streams(session: AgiSession, endpoint: str | None) -> int:
         return 1
 
 
+async def ask_caller_facts(session: AgiSession, *, endpoint: bool = True) -> CallerFacts:
+    """The same facts by GET VARIABLE, for a call whose request did not carry them (`endpoint=False`: the
+    caller is not identified by its endpoint, e.g. a tourist dialling the public mediation number)."""
+    ep = await session.get_variable("CHANNEL(endpoint)") if endpoint else None
+    sends_video = _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
+    return CallerFacts(endpoint=ep, sends_video=sends_video, max_streams=await _max_streams(session, ep))
+
+
 def room_route(service: RoomService) -> Handler:
     async def room(session: AgiSession) -> None:
         req = session.request
         number = req.params.get("number") or req.extension
         spec = service.room_by_number(number)
         invited_as = service.invitation_role(req.uniqueid)
-        await session.answer()
+        facts = CallerFacts.from_params(req.params)
+        if facts is None:
+            await session.answer()  # the huiyan-rooms dialplan answered the others
         if spec is None:
             await refuse_caller(session, service, number, Refusal.UNAVAILABLE)
             return
@@ -77,14 +114,18 @@ def room_route(service: RoomService) -> Handler:
         # the mix and sends no video, so it never becomes the talker's video and cannot present. It has no
         # PJSIP endpoint to ask about (CHANNEL(endpoint) means nothing to chan_ooh323).
         h323_peer = peer_of_channel(req.channel)
-        endpoint = None if h323_peer else await session.get_variable("CHANNEL(endpoint)")
-        role = known_role(spec, extension=endpoint, invited_as=invited_as)
+        if h323_peer:
+            facts = H323_FACTS
+        elif facts is None:
+            facts = await ask_caller_facts(session)
+        role = known_role(spec, extension=facts.endpoint, invited_as=invited_as)
         if role is None:
             role = await _ask_pin(session, spec)
             if role is None:
                 await refuse_caller(session, service, number, Refusal.PIN)
                 return
-        await enter_room(session, service, spec, role, endpoint=endpoint, h323=bool(h323_peer),
+            facts = replace(facts, locked=None)  # the PIN took time: the room may have been locked since
+        await enter_room(session, service, spec, role, facts=facts, h323=bool(h323_peer),
                          invited=invited_as is not None)
 
     return room
@@ -100,7 +141,7 @@ async def refuse_caller(session: AgiSession, service: RoomService, number: str, 
 
 
 async def enter_room(session: AgiSession, service: RoomService, spec: RoomSpec, role: Role, *,
-                     endpoint: str | None, h323: bool = False, invited: bool = False) -> None:
+                     facts: CallerFacts, h323: bool = False, invited: bool = False) -> None:
     """Admit a caller whose role is settled (known, or by PIN) into `spec`'s conference, or refuse them
     with the reason's prompt; returns when they have left the conference and been hung up."""
     req = session.request
@@ -109,14 +150,14 @@ async def enter_room(session: AgiSession, service: RoomService, spec: RoomSpec, 
     live_locked = state.locked
     if role != Role.MODERATOR and state.live and not live_locked:
         # A moderator may have locked the room from a keypad: ConfBridge reports no event for that.
-        live_locked = await session.get_variable(f"CONFBRIDGE_INFO(locked,{number})") == "1"
+        live_locked = facts.locked if facts.locked is not None else (
+            await session.get_variable(f"CONFBRIDGE_INFO(locked,{number})") == "1")
     refusal = admit(spec, role, now=datetime.now(UTC), present=len(state.participants), live_locked=live_locked)
     if refusal is not None:
         await refuse_caller(session, service, number, refusal)
         return
-    sends_video = False if h323 else _sends_video(await session.get_variable("CHANNEL(videonativeformat)"))
-    service.expect(req.uniqueid, role=role, sends_video=sends_video, max_streams=await _max_streams(session, endpoint),
-                   invited=invited)
+    service.expect(req.uniqueid, role=role, sends_video=False if h323 else facts.sends_video,
+                   max_streams=facts.max_streams, invited=invited)
     await session.stream_file(session.prompt("room_joining"))
     if spec.kind == RoomKind.MEDIATION:
         # Everyone in a mediation session hears that it is recorded (and to keep it civil), every time.

@@ -366,10 +366,12 @@ def _asterisk(endpoint: str, digits: list[str], variables: dict[str, str] | None
     return respond
 
 
-async def _run(svc: RoomService, sounds: Path, number: str, respond: Any, uid: str = "1700000000.5") -> list[str]:
+async def _run(svc: RoomService, sounds: Path, number: str, respond: Any, uid: str = "1700000000.5",
+               query: str = "") -> list[str]:
     async with FastAgiServer({"room": room_route(svc)}, HOST, 0, sounds_dir=sounds) as server:
+        script = f"room?number={number}{query}"
         headers = {"agi_extension": number, "agi_uniqueid": uid, "agi_language": "zh",
-                   "agi_network_script": "room", "agi_request": f"agi://{HOST}/room?number={number}"}
+                   "agi_network_script": script, "agi_request": f"agi://{HOST}/{script}"}
         async with FakeAsterisk(HOST, server.port, headers=headers, responses=respond, script="room") as fa:
             await fa.wait_closed()
     p = f"{sounds}/zh/huiyan"
@@ -422,3 +424,44 @@ async def test_a_recorded_room_says_so_and_the_end_of_the_meeting_is_announced(s
     assert plays == ['STREAM FILE "room_joining" ""', 'STREAM FILE "room_recorded" ""',
                      'STREAM FILE "room_ended" ""']
     assert 'EXEC ConfBridge "6002,huiyan_sfu,huiyan_user,huiyan_menu"' in cmds
+
+
+# What the huiyan-rooms dialplan puts in the request (huiyan.dialplan: HUIYAN_ARGS).
+DIALPLAN_FACTS = "&endpoint={ep}&video=(vp8|h264)&streams=4&locked={locked}"
+
+
+async def test_a_join_from_the_rooms_dialplan_asks_asterisk_nothing(svc: RoomService, sounds: Path) -> None:
+    # The dialplan answered and sent the caller's endpoint, video formats, stream count and the lock state:
+    # the only commands of a join are the prompt, the done flag and ConfBridge (Asterisk would answer
+    # otherwise, so the fake's variables must not be what decides).
+    svc.on_event(join("6001", "someone"))  # the meeting is live: the lock state matters
+    respond = _asterisk("wrong", [], {"CHANNEL(videonativeformat)": "(nothing)"})
+    cmds = await _run(svc, sounds, "6001", respond, query=DIALPLAN_FACTS.format(ep="80002", locked="0"))
+    assert cmds[:3] == ['STREAM FILE "room_joining" ""', 'SET VARIABLE "HUIYAN_DONE" "1"',
+                        'EXEC ConfBridge "6001,huiyan_follow_talker,huiyan_user,huiyan_menu"']
+    assert not any(c.startswith(("ANSWER", "GET DATA")) for c in cmds)
+    assert not any(c.startswith("GET VARIABLE") and "CONFBRIDGE_RESULT" not in c for c in cmds)
+    expected = svc._expected["1700000000.5"]
+    assert expected.sends_video is True and expected.max_streams == 4 and expected.role == Role.PARTICIPANT
+
+
+async def test_the_lock_state_from_the_dialplan_refuses_and_a_pin_makes_the_flow_ask_again(
+        svc: RoomService, sounds: Path) -> None:
+    svc.on_event(join("6002", "someone"))
+    cmds = await _run(svc, sounds, "6002", _asterisk("80009", []), query=DIALPLAN_FACTS.format(ep="80009", locked="1"))
+    assert 'STREAM FILE "room_locked" ""' in cmds and not any(c.startswith("GET VARIABLE") for c in cmds)
+    # Room 6001 has a PIN: keying it takes time, so the lock state the call arrived with is asked again.
+    svc.on_event(join("6001", "someone"))
+    cmds = await _run(svc, sounds, "6001", _asterisk("80009", ["1357"], {"CONFBRIDGE_INFO(locked,6001)": "1"}),
+                      uid="1700000000.6", query=DIALPLAN_FACTS.format(ep="80009", locked="0"))
+    assert 'GET VARIABLE "CONFBRIDGE_INFO(locked,6001)"' in cmds and 'STREAM FILE "room_locked" ""' in cmds
+
+
+def test_caller_facts_from_the_request() -> None:
+    from huiyan.rooms.flow import CallerFacts
+
+    assert CallerFacts.from_params({"number": "6001"}) is None  # not from the rooms dialplan: ask
+    f = CallerFacts.from_params({"endpoint": "", "video": "(nothing)", "streams": "x", "locked": ""})
+    assert f == CallerFacts(endpoint=None, sends_video=False, max_streams=1, locked=False)
+    f = CallerFacts.from_params({"endpoint": "80001", "video": "(h264)", "streams": "0", "locked": "1"})
+    assert f == CallerFacts(endpoint="80001", sends_video=True, max_streams=1, locked=True)
