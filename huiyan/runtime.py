@@ -152,6 +152,13 @@ class Controller:
         self.ami = AmiClient(self.node, self.bus, events=None if s.ami_all_events else CONTROLLER_EVENTS)
         self.tracker = ChannelTracker(self.ami)
         await self.ami.connect()
+        # Device presence (online, last seen) from ContactStatus, reconciled from PJSIPShowContacts now and
+        # after every AMI reconnect (huiyan/directory/presence.py).
+        from huiyan.directory.presence import PresenceService
+
+        self.presence = PresenceService(self.node.name, self.session_factory, self.bus, self.ami)
+        self.bus.on(self.presence.on_event)
+        await self.presence.start()
 
         self.app = create_app(
             s,
@@ -281,6 +288,8 @@ class Controller:
             await self.dispatch.stop()
         if getattr(self, "checkin", None) is not None:  # its scheduler and roll-calls too
             await self.checkin.stop()
+        if getattr(self, "presence", None) is not None:
+            await self.presence.stop()
         if self.ami is not None:
             await self.ami.close()
         if self.agi is not None:

@@ -18,6 +18,7 @@ from huiyan.api import mediation
 from huiyan.api import me as me_routes
 from huiyan.api import public as public_routes
 from huiyan.api import recordings as recordings_routes
+from huiyan.api import reports as report_routes
 from huiyan.api.access import WebSocketDenied, access_rule, deny_websocket
 from huiyan.api.context import ApiContext, DirectoryHook, HealthCheck
 from huiyan.bus import EventBus
@@ -99,6 +100,7 @@ def create_app(
         entry_routes.router,
         entry_routes.public_router,
         recordings_routes.router,
+        report_routes.router,
         events.router,
         me_routes.router,
         public_routes.router,

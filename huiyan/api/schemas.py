@@ -191,7 +191,8 @@ class DeviceOut(BaseModel):
     extension: str
     display_name: str
     active: bool
-    last_seen: datetime | None
+    online: bool = Field(False, description="its SIP contact is registered now (from AMI ContactStatus)")
+    last_seen: datetime | None = Field(None, description="when it last went online or offline")
     created_at: datetime
     sip_password: str | None = Field(None, description=SECRET_DOC)
 
@@ -207,10 +208,58 @@ class DeviceOut(BaseModel):
             extension=device.extension,
             display_name=device.display_name,
             active=device.active,
+            online=bool(device.online),
             last_seen=device.last_seen,
             created_at=device.created_at,
             sip_password=device.sip_password if with_secret else None,
         )
+
+
+class ImportRowError(BaseModel):
+    row: int = Field(description="1 is the header row, as a spreadsheet numbers it; 0 the file as a whole")
+    column: str | None
+    reason: str
+
+
+class DeviceImportOut(BaseModel):
+    created: int
+    devices: list[DeviceOut] = Field(description="with their SIP passwords, to configure the terminals")
+
+
+class PlanDepartmentOut(BaseModel):
+    department: str
+    label: str
+    planned: int
+    actual: int
+    missing: int
+
+
+class PlanOrgOut(BaseModel):
+    organisation_id: int
+    code: str
+    name: str
+    level: OrgLevel
+    planned: int
+    actual: int
+    missing: int
+    departments: list[PlanDepartmentOut]
+
+
+class PlanLevelOut(BaseModel):
+    level: OrgLevel
+    organisations: int
+    planned_each: int
+    planned: int
+    actual: int
+    missing: int
+
+
+class DevicePlanOut(BaseModel):
+    planned: int
+    actual: int
+    missing: int
+    levels: list[PlanLevelOut]
+    organisations: list[PlanOrgOut]
 
 
 # ---- health -----------------------------------------------------------------------------------

@@ -435,8 +435,11 @@ def list_devices(
     q: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    online: bool | None = None,
 ) -> tuple[list[Device], int]:
     stmt = select(Device).order_by(Device.id)
+    if online is not None:
+        stmt = stmt.where(Device.online.is_(online))
     if organisation_id is not None:
         stmt = stmt.where(Device.organisation_id == organisation_id)
     if kind is not None:
