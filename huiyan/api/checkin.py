@@ -17,14 +17,18 @@ The subject's phone page (the browser clients' part) uses the session API, docum
    left; the third wrong PIN in a row: 423, the check-in is `rejected` and the officer alerted. Unknown
    subject number: 404.
 2. `GET /api/checkin/sessions/{id}/challenge`: the digits again, with what to do with them.
+   `POST /api/checkin/sessions/{id}/call`: how to place the recorded video call (SIP WebSocket, number, and
+   a one-time header that ties the call and its recording to this check-in).
 3. `POST /api/checkin/sessions/{id}/location` with the browser's geolocation `{"latitude", "longitude",
    "accuracy_m"}`: validated (422 with the reason for anything that is not a coordinate); the answer says
-   `in_area`, `outside_area` (with the distance) or `no_area`.
+   `in_area`, `outside_area` (with the distance) or `no_area`. No geolocation to give (refused, unavailable):
+   `POST .../location/refused` with `{"why"}` - recorded as `refused`, never silently missing.
 4. `POST /api/checkin/sessions/{id}/snapshots` with a JPEG or PNG still from the camera as the raw body
    (`Content-Type: image/jpeg` or `image/png`): compared with the enrolled photo; an unreadable image is a
    400 with the reason and nothing is stored.
 5. `POST /api/checkin/sessions/{id}/finish`: the outcome - `identity_failed` if a snapshot showed someone
-   else, `outside_area` if the location was outside, otherwise `on_time` or `late` (by the window).
+   else, `outside_area` if the location was outside, otherwise `on_time` or `late` (by the window; with a
+   reason when no location was sent).
 """
 
 from __future__ import annotations
@@ -430,7 +434,8 @@ class CheckinOut(BaseModel):
     pin_ok: bool
     challenge: str = Field(description="the digits the subject was asked to read out; the officer checks the answer "
                                        "in the recording (no automatic speech check)")
-    location: str = Field(description="none, no_location (a phone call), in_area, outside_area, no_area")
+    location: str = Field(description="none, no_location (a phone call), refused (the page got no geolocation), "
+                                      "in_area, outside_area, no_area")
     latitude: float | None
     longitude: float | None
     accuracy_m: float | None
@@ -529,6 +534,12 @@ class StartIn(_In):
     subject_number: str | None = Field(None, pattern=SUBJECT_NUMBER_RE)
     pin: str | None = Field(None, max_length=16)
     code: str | None = Field(None, pattern=r"^[0-9]{6,12}$", description="a one-time code from the officer")
+
+
+class LocationRefusedIn(_In):
+    why: Literal["denied", "unavailable", "timeout", "unsupported"] = Field(
+        description="the browser's answer: the subject refused, no position could be had, it took too long, "
+                    "or the browser has no geolocation")
 
 
 class LocationIn(_In):
@@ -1059,6 +1070,30 @@ def session_challenge(caller: Subject, checkin_id: int, session: DbSession) -> d
     return _challenge_view(_live_row(session, caller, checkin_id))
 
 
+@router.post("/api/checkin/sessions/{checkin_id}/call")
+def session_call(caller: Subject, checkin_id: int, request: Request, ctx: Ctx, session: DbSession) -> dict[str, Any]:
+    """How the subject's page places the recorded video call for this check-in (WebRTC over Asterisk's SIP
+    WebSocket, as the citizen page does): the WebSocket, the number to call, and the SIP headers the INVITE
+    must carry - a one-time token (valid 2 minutes) that ties the call and its recording to this check-in,
+    so nothing is asked again on the call. 409 once the check-in has ended; 503 without a PBX."""
+    from huiyan.api.public import sip_ws_url
+    from huiyan.checkin.flow import BROWSER_HEADER
+    from huiyan.config.render import WEB_GUEST_HEADER
+
+    row = _live_row(session, caller, checkin_id)
+    svc = getattr(request.app.state, "checkin", None)
+    if svc is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the check-in call service is not running "
+                                                                 "(no PBX connection): try again shortly")
+    token = svc.expect_browser_call(row.id)
+    domain = ctx.settings.public_host
+    number = svc.service_number
+    return {"checkin_id": row.id, "ws_url": sip_ws_url(request, ctx.settings), "target": f"sip:{number}@{domain}",
+            "from_uri": f"sip:checkin{row.id}@{domain}", "display_name": row.subject.name,
+            "headers": [f"{WEB_GUEST_HEADER[0]}: {WEB_GUEST_HEADER[1]}", f"{BROWSER_HEADER}: {token}"],
+            "expires_in": int(svc.BROWSER_CALL_TTL_S)}
+
+
 @router.post("/api/checkin/sessions/{checkin_id}/location")
 def session_location(caller: Subject, checkin_id: int, body: LocationIn, ctx: Ctx,
                      session: DbSession) -> dict[str, Any]:
@@ -1070,6 +1105,19 @@ def session_location(caller: Subject, checkin_id: int, body: LocationIn, ctx: Ct
     session.commit()
     _publish(ctx, _event(ctx, "location", row.subject_id, row.id, location=where, distance_m=distance))
     return {"checkin_id": row.id, "location": where, "distance_m": distance}
+
+
+@router.post("/api/checkin/sessions/{checkin_id}/location/refused")
+def session_location_refused(caller: Subject, checkin_id: int, body: LocationRefusedIn, ctx: Ctx,
+                             session: DbSession) -> dict[str, Any]:
+    """The page could not send a geolocation (the subject refused it, or the browser could not get one): the
+    check-in says `refused` instead of nothing, the officer is told live, and the finish names it."""
+    row = _live_row(session, caller, checkin_id)
+    if row.location in ("none", "refused"):  # a position already sent stays the evidence
+        row.location = "refused"
+    session.commit()
+    _publish(ctx, _event(ctx, "location", row.subject_id, row.id, location="refused", why=body.why))
+    return {"checkin_id": row.id, "location": row.location, "why": body.why}
 
 
 @router.post("/api/checkin/sessions/{checkin_id}/snapshots", status_code=status.HTTP_201_CREATED)
@@ -1123,6 +1171,8 @@ def session_finish(caller: Subject, checkin_id: int, ctx: Ctx, session: DbSessio
         outcome, reason = CheckinOutcome.IDENTITY_FAILED, "the face on camera is not the enrolled subject's"
     elif row.location == "outside_area":
         outcome, reason = CheckinOutcome.OUTSIDE_AREA, f"{row.distance_m} m outside the allowed area"
+    elif row.location in ("none", "refused"):
+        outcome, reason = base, "no location evidence: the subject's browser did not send one (officer review)"
     else:
         outcome, reason = base, ""
     alert = store.finish(session, row, outcome, at, reason=reason, escalate_after=_escalate(ctx))

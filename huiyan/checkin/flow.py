@@ -17,6 +17,12 @@ browser page's snapshots (identity "not_checked" on the phone).
 
 A roll-call arrives here with HUIYAN_CK_ID set on the channel (the check-in row made for it): no subject
 number is asked, no window is needed; the PIN, the challenge and the recording are the same.
+
+The subject's phone page (/checkin) calls with the SIP header X-Huiyan-Checkin: a one-time token from
+POST /api/checkin/sessions/{id}/call. Its PIN was checked by the API, so the call is recorded against that
+check-in at once: "this check-in is recorded", the same challenge the page shows, said aloud too, and the
+line stays open (recording) until the page hangs up. The page, not the call, finishes the check-in
+(geolocation and snapshots are its evidence); a page that never finishes is closed with its window.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from huiyan.agi.server import AgiSession, Handler
 from huiyan.checkin.service import CheckinService, SubjectInfo
 from huiyan.recordings import target as recording_target
 
+BROWSER_HEADER = "X-Huiyan-Checkin"
+BROWSER_CALL_MAX_S = 600  # a page that neither finishes nor hangs up is cut off after this
 NUMBER_TRIES = 3
 PIN_TIMEOUT_MS = 6000  # after the prompt, for each digit
 MAX_DIGITS = 16  # or # to finish
@@ -77,10 +85,42 @@ async def _challenge(session: AgiSession, svc: CheckinService, checkin_id: int, 
     session.log.info("check-in %s: challenge %s answered into %s", subject.number, digits, Path(rec.wav).name)
 
 
+async def _browser(session: AgiSession, svc: CheckinService, token: str) -> None:
+    """The subject's page calling in for its check-in (see the module docstring)."""
+    req = session.request
+    found = await svc.browser_call(token, req.uniqueid)
+    await session.answer()
+    if found is None:
+        session.log.info("check-in: a page's call with an unknown or used token")
+        await session.stream_file(session.prompt("unavailable"))
+        await session.hangup()
+        return
+    checkin_id, subject, digits = found
+    try:
+        rec = recording_target(svc.recordings_dir, "checkin", req.uniqueid)
+        await session.exec("MixMonitor", str(rec.wav))
+        await svc.evidence(checkin_id, challenge=digits, recording_path=str(rec.wav))
+        await session.stream_file(session.prompt("checkin_recorded"))
+        await session.stream_file(session.prompt("checkin_challenge"))
+        for d in digits:
+            await session.stream_file(session.prompt(f"digit_{d}"))
+        await session.stream_file(session.prompt("checkin_speak"))
+        session.log.info("check-in %s (page): challenge %s, recording %s", subject.number, digits,
+                         Path(rec.wav).name)
+        await session.exec("Wait", str(BROWSER_CALL_MAX_S))
+        await session.hangup()
+    finally:
+        await svc.call_ended(checkin_id)
+
+
 def checkin_route(svc: CheckinService) -> Handler:
     async def checkin(session: AgiSession) -> None:
         req = session.request
         caller = req.callerid or ""
+        page = await session.get_variable(f"PJSIP_HEADER(read,{BROWSER_HEADER})")
+        if page:
+            await _browser(session, svc, page)
+            return
         rollcall = await session.get_variable("HUIYAN_CK_ID")
         await session.answer()
         checkin_id: int | None = None

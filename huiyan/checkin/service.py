@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -56,7 +57,7 @@ FAILURE_TEXT = {
 class CheckinEvent:
     """Published on the bus. kind: window_opened, reminder, window_closed, started, outside_window,
     pin_rejected, completed, incomplete, recorded, location, snapshot, finished, reviewed, dialling,
-    rollcall_progress, rollcall_done, education_created, attended."""
+    rollcall_progress, rollcall_done, education_created, attended, call (the subject's page called in)."""
 
     node: str
     kind: str
@@ -130,6 +131,7 @@ class CheckinService:
         self._tick_lock = asyncio.Lock()
         self._dials: dict[str, _Dial] = {}
         self._finished: dict[int, asyncio.Event] = {}
+        self._browser_calls: dict[str, tuple[int, float]] = {}  # call token -> (check-in id, valid until)
         self._education_rooms: set[int] = set()
         self._writes: asyncio.Queue[Callable[[], None]] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -324,6 +326,42 @@ class CheckinService:
 
     def new_challenge(self) -> str:
         return new_challenge(self.cfg.challenge_digits)
+
+    # ---- the subject's page calling in ----------------------------------------------------------------
+    BROWSER_CALL_TTL_S = 120.0
+
+    def expect_browser_call(self, checkin_id: int) -> str:
+        """The subject's page is about to call the check-in number for its (already PIN-checked) check-in: a
+        one-time token the INVITE carries in a SIP header, so the flow records this call against that
+        check-in instead of asking for the subject number and PIN again."""
+        now = time.monotonic()
+        for token, (_, until) in list(self._browser_calls.items()):
+            if until < now:
+                del self._browser_calls[token]
+        token = secrets.token_urlsafe(24)
+        self._browser_calls[token] = (checkin_id, now + self.BROWSER_CALL_TTL_S)
+        return token
+
+    async def browser_call(self, token: str, call_id: str) -> tuple[int, SubjectInfo, str] | None:
+        """The page's call reached the flow: (check-in id, subject, its challenge digits), or None for an
+        unknown, used or expired token, or a check-in that is no longer pending."""
+        found = self._browser_calls.pop(token, None)
+        if found is None or found[1] < time.monotonic():
+            return None
+        checkin_id = found[0]
+
+        def q(s: Session) -> tuple[SubjectInfo, str] | None:
+            row = s.get(CheckIn, checkin_id)
+            if row is None or row.kind != CheckinKind.BROWSER or row.outcome != CheckinOutcome.PENDING:
+                return None
+            row.call_id, row.node = call_id, self.node
+            return SubjectInfo.of(row.subject), row.challenge or new_challenge(self.cfg.challenge_digits)
+
+        got = await self._db(q)
+        if got is None:
+            return None
+        self._event("call", got[0].id, checkin_id, via="browser", call_id=call_id)
+        return checkin_id, got[0], got[1]
 
     async def evidence(self, checkin_id: int, *, challenge: str, recording_path: str | None) -> None:
         def q(s: Session) -> None:

@@ -19,8 +19,8 @@ from huiyan.pbx.install import SetupError
 Progress = Callable[[str], None]
 
 SOURCE = Path(__file__).resolve().parents[2] / "web"  # the repository's web/ (next to the huiyan package)
-ENTRIES = ("citizen.js", "agent.js", "wall.js", "rooms.js")  # src/ modules bundled into assets/
-PAGES = ("call.html", "agent.html", "wall.html", "rooms.html")
+ENTRIES = ("citizen.js", "agent.js", "wall.js", "rooms.js", "recordings.js", "reports.js", "admin.js", "checkin.js")  # src/ modules bundled into assets/
+PAGES = ("call.html", "agent.html", "wall.html", "rooms.html", "recordings.html", "reports.html", "admin.html", "checkin.html")
 BUILD_VERSION = "1"  # bump when this file changes what it produces
 STAMP = "BUILD"
 

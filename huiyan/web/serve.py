@@ -1,7 +1,8 @@
 """Serves the built browser clients (see build.py) from huiyan's own HTTP server: no CDN, nothing else.
 
 Pages: /call (citizen, phone-first; `?service=12348&option=1&lang=en` or `?entry=<slug>` (a QR entry point)
-preselect), /agent (agent console), /wall (supervisor wall), /rooms (meeting and dispatch console);
+preselect), /agent (agent console), /wall (supervisor wall), /rooms (meeting and dispatch console),
+/checkin (the community-correction subject's check-in page);
 their scripts and styles under /web/assets/. All public: they are static files, every action they take
 goes through the API with its own access rules. Files are revalidated on each load (ETag), so a new
 build is picked up at once.
@@ -74,6 +75,31 @@ def rooms_page(request: Request) -> FileResponse:
     """Rooms, live participants and meeting control, joining from the browser, one-click dispatch.
     `?room=<id>` opens a room."""
     return _file(web_dir(request), "rooms.html", PAGE_HEADERS)
+
+
+@router.get("/admin", response_class=FileResponse, summary="Admin console: directory (管理控制台)")
+def admin_page(request: Request) -> FileResponse:
+    """Organisation tree, users and roles, devices (presence, CSV import, allocation plan), queues, rooms."""
+    return _file(web_dir(request), "admin.html", PAGE_HEADERS)
+
+
+@router.get("/recordings", response_class=FileResponse, summary="Recordings: search, play, download (录音录像)")
+def recordings_page(request: Request) -> FileResponse:
+    return _file(web_dir(request), "recordings.html", PAGE_HEADERS)
+
+
+@router.get("/reports", response_class=FileResponse, summary="Reports with charts (统计报表)")
+def reports_page(request: Request) -> FileResponse:
+    """Hotline per day (answered/abandoned, service level, abandon rate, per organisation), check-ins per month."""
+    return _file(web_dir(request), "reports.html", PAGE_HEADERS)
+
+
+@router.get("/checkin", response_class=FileResponse, summary="Subject check-in page (社区矫正视频点验)")
+def checkin_page(request: Request) -> FileResponse:
+    """Phone-first: subject number + PIN or a one-time code (`?code=` prefills it), geolocation, the recorded
+    video call with the liveness digits, snapshots, the outcome. `lang=en` English."""
+    headers = {**PAGE_HEADERS, "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(self)"}
+    return _file(web_dir(request), "checkin.html", headers)
 
 
 @router.get("/web/{path:path}", response_class=FileResponse, summary="Static files of the browser clients")

@@ -29,7 +29,8 @@ PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"),
                  ("GET", "/api/recordings/shared/{token}"),  # a signed, expiring share link is its own credential
                  # the browser clients' static files, and the citizen page's own API (huiyan/api/public.py)
                  ("GET", "/"), ("GET", "/call"), ("GET", "/agent"), ("GET", "/web/{path:path}"),
-                 ("GET", "/wall"), ("GET", "/rooms"),
+                 ("GET", "/wall"), ("GET", "/rooms"), ("GET", "/admin"), ("GET", "/recordings"), ("GET", "/reports"),
+                 ("GET", "/checkin"),
                  ("GET", "/api/public/services"), ("POST", "/api/public/calls"), ("GET", "/api/public/calls/{token}"),
                  # what a scanned QR entry point presets on the citizen page (huiyan/api/entrypoints.py)
                  ("GET", "/api/public/entries/{slug}"),

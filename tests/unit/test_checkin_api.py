@@ -193,6 +193,66 @@ def test_page_checkin_in_the_area_with_the_right_face_is_on_time(w: World) -> No
     assert w.api.client.get(f"/api/checkin/sessions/{cid}", headers=w.officer).status_code == 403
 
 
+def test_the_page_gets_a_one_time_call_token_that_ties_its_call_to_the_checkin(w: World) -> None:
+    import asyncio
+
+    from huiyan.checkin.service import CheckinService
+
+    s = w.subject()
+    w.window_now(s["id"])
+    body = w.start(s["number"]).json()
+    auth = {"Authorization": f"Bearer {body['token']}"}
+    cid = body["checkin_id"]
+    path = f"/api/checkin/sessions/{cid}/call"
+    # No controller (no PBX): said so, with a 503 and a reason.
+    r = w.api.client.post(path, headers=auth)
+    assert r.status_code == 503 and "not running" in r.json()["detail"]
+
+    svc = CheckinService("pbx1", w.api.sessions, w.api.settings, w.api.bus)
+    w.api.app.state.checkin = svc
+    try:
+        r = w.api.client.post(path, headers=auth)
+        assert r.status_code == 200, r.text
+        call = r.json()
+        assert call["target"].startswith("sip:12340@") and call["ws_url"].endswith("/ws")
+        assert "X-Huiyan-Client: web-guest" in call["headers"]
+        [token] = [h.split(": ", 1)[1] for h in call["headers"] if h.startswith("X-Huiyan-Checkin: ")]
+        # The flow redeems the token once: this check-in, its subject and the challenge the page shows.
+        found = asyncio.run(svc.browser_call(token, "pbx1-123.4"))
+        assert found is not None
+        checkin_id, subject, digits = found
+        assert (checkin_id, subject.id, digits) == (cid, s["id"], body["challenge"]["digits"])
+        assert asyncio.run(svc.browser_call(token, "pbx1-123.5")) is None  # used
+        assert asyncio.run(svc.browser_call("made-up-token", "pbx1-123.6")) is None
+        assert w.get(f"/api/checkin/checkins/{cid}").json()["call_id"] == "pbx1-123.4"
+        # Another check-in's token, a staff token, and an ended check-in are refused with reasons.
+        assert w.api.client.post(f"/api/checkin/sessions/{cid + 1}/call", headers=auth).status_code == 403
+        assert w.api.client.post(path, headers=w.officer).status_code == 403
+        stale = w.api.client.post(path, headers=auth).json()["headers"][1].split(": ", 1)[1]
+        w.api.client.post(f"/api/checkin/sessions/{cid}/finish", headers=auth)
+        ended = w.api.client.post(path, headers=auth)
+        assert ended.status_code == 409 and "has ended" in ended.json()["detail"]
+        assert asyncio.run(svc.browser_call(stale, "pbx1-123.7")) is None  # the check-in is no longer pending
+    finally:
+        del w.api.app.state.checkin
+
+
+def test_a_refused_geolocation_is_recorded_and_named_not_hidden(w: World) -> None:
+    s = w.subject()
+    w.window_now(s["id"])
+    body = w.start(s["number"]).json()
+    auth = {"Authorization": f"Bearer {body['token']}"}
+    cid = body["checkin_id"]
+    bad = w.api.client.post(f"/api/checkin/sessions/{cid}/location/refused", headers=auth, json={"why": "because"})
+    assert bad.status_code == 422
+    r = w.api.client.post(f"/api/checkin/sessions/{cid}/location/refused", headers=auth, json={"why": "denied"})
+    assert r.status_code == 200 and r.json()["location"] == "refused", r.text
+    fin = w.api.client.post(f"/api/checkin/sessions/{cid}/finish", headers=auth).json()
+    assert fin["location"] == "refused" and "no location evidence" in fin["reason"]
+    detail = w.get(f"/api/checkin/checkins/{cid}").json()
+    assert detail["location"] == "refused" and "did not send one" in detail["reason"]
+
+
 def test_page_checkin_from_outside_the_area_is_flagged_and_alerted(w: World) -> None:
     s = _enrolled(w)
     w.window_now(s["id"])

@@ -3,7 +3,7 @@
 import { api, ApiError } from './lib/api.js';
 import * as i18n from './lib/i18n.js';
 import { explainMedia, openMedia, stopMedia } from './lib/media.js';
-import { PC_CONFIG, attachRemote, createUA, explainEnd, mediaStats } from './lib/phone.js';
+import { guestCall, mediaStats } from './lib/phone.js';
 
 const { t } = i18n;
 const $ = (id) => document.getElementById(id);
@@ -196,34 +196,17 @@ function startCall() {
   show($('timer'), false);
   $('local').srcObject = state.stream;
   setStatus(t('st_connecting'));
-  const ua = createUA({ wsUrl: sip.ws_url, uri: sip.from_uri, displayName: sip.display_name, register: false });
-  state.ua = ua;
-  let placed = false;
-  ua.on('connected', () => {
-    if (placed || state.ended) return;
-    placed = true;
-    const session = ua.call(sip.target, {
-      mediaStream: state.stream,
-      extraHeaders: sip.headers,
-      pcConfig: PC_CONFIG,
-      rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: true },
-    });
-    state.session = session;
-    attachRemote(session, $('remote'));
-    session.on('confirmed', () => {
+  state.ua = guestCall(sip, state.stream, $('remote'), {
+    wanted: () => !state.ended,
+    session: (session) => { state.session = session; },
+    confirmed: (session) => {
       // The hotline answers with its greeting and menu; the option chosen on the page is its digit.
       setTimeout(() => { if (session.isEstablished()) session.sendDTMF(sip.dtmf, { duration: 160 }); }, 800);
       state.poll = setInterval(pollTicket, 1500);
       pollTicket();
-    });
-    session.on('ended', (e) => finish(e.originator === 'local' ? null : explainEnd(e.cause)));
-    session.on('failed', (e) => finish(explainEnd(e.cause)));
+    },
+    end: finish,
   });
-  ua.on('disconnected', (e) => {
-    if (!placed) { finish(t('err_network')); return; }
-    if (e && e.error && state.session && !state.ended) finish(t('err_network_lost'));
-  });
-  ua.start();
 }
 
 function hangup() {

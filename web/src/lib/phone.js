@@ -21,6 +21,40 @@ export function createUA({ wsUrl, uri, password, displayName, register }) {
   });
 }
 
+/** A video call as a guest (no registration), as the public pages place it: `sip` is what the API hands out
+ *  ({ws_url, target, from_uri, display_name, headers}). `on.session(s)` when placed, `on.confirmed(s)` when
+ *  answered, `on.end(message)` once when it fails or ends (message null for a normal end, else plain words);
+ *  `on.wanted()` false: the page gave up before the WebSocket was up, so no call is placed.
+ *  The caller stops the returned UA when done with it. */
+export function guestCall(sip, stream, remoteVideo, on = {}) {
+  const ua = createUA({ wsUrl: sip.ws_url, uri: sip.from_uri, displayName: sip.display_name, register: false });
+  let session = null;
+  let placed = false;
+  let done = false;
+  const end = (message) => { if (!done) { done = true; if (on.end) on.end(message); } };
+  ua.on('connected', () => {
+    if (placed || done || (on.wanted && !on.wanted())) return; // hung up before the WebSocket was up
+    placed = true;
+    session = ua.call(sip.target, {
+      mediaStream: stream,
+      extraHeaders: sip.headers,
+      pcConfig: PC_CONFIG,
+      rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: true },
+    });
+    attachRemote(session, remoteVideo);
+    if (on.session) on.session(session);
+    session.on('confirmed', () => { if (on.confirmed) on.confirmed(session); });
+    session.on('ended', (e) => end(e.originator === 'local' ? null : explainEnd(e.cause)));
+    session.on('failed', (e) => end(explainEnd(e.cause)));
+  });
+  ua.on('disconnected', (e) => {
+    if (!placed) { end(t('err_network')); return; }
+    if (e && e.error && session && !done) end(t('err_network_lost'));
+  });
+  ua.start();
+  return ua;
+}
+
 /** Show the remote side's tracks in `video` as they arrive. */
 export function attachRemote(session, video) {
   const show = (pc) => {
