@@ -3,10 +3,10 @@
 Blocking calls: run them in a worker thread (`asyncio.to_thread`) or a CLI, never on the event loop.
 Streams are copied when they already are what the file needs (AAC audio, H.264 video) and re-encoded only
 otherwise; several audio inputs are mixed into one track (a call's or a room's sound as heard). Video, by
-`layout`: "grid" (the default) puts several video inputs side by side / in a grid in one track (a re-encode:
-every player shows everyone), and copies a single one; "tracks" copies each video input as its own track
-(no re-encode, but most players show only the first track). `+faststart` puts the index first, so a browser
-plays while it downloads.
+`layout`: "tracks" (the default) copies each video input as its own track (no re-encode: fast, and every
+frame as received, but most players show only the first track); "grid" puts several video inputs side by
+side / in a grid in one track (a re-encode: every player shows everyone, at a fraction of the speed), and
+copies a single one. `+faststart` puts the index first, so a browser plays while it downloads.
 """
 
 from __future__ import annotations
@@ -185,6 +185,8 @@ def command(inputs: Sequence[MediaInput], the_plan: Plan, output: Path, *, audio
     for k, (node, how) in enumerate(zip(video_nodes, the_plan.video, strict=True) if the_plan.video != ("grid",)
                                     else ()):
         streams.append(node.video)
+        if k:  # one party shown by default (the first): players that honour the flag show one, not a muddle
+            kwargs[f"disposition:v:{k}"] = "0"
         if how == "copy":
             kwargs[f"c:v:{k}"] = "copy"
         else:

@@ -43,9 +43,11 @@ class RecordingSettings(BaseModel):
     video: bool = True
     tcpdump: str = "tcpdump"  # needs CAP_NET_RAW: root, or `setcap cap_net_raw+ep` on the binary
     capture_interface: str = "any"  # where the RTP arrives ("any": every interface, loopback included)
-    # "grid": two or more parties side by side (2) or in a grid, one re-encoded H.264 track; one party copied.
-    # "tracks": every party's video copied as its own track (no re-encode; most players show only the first).
-    video_layout: Literal["grid", "tracks"] = "grid"
+    # "tracks" (default): every party's video copied as its own track, bit for bit as sent (no re-encode:
+    # ~150x real time for a two-party call here; most players show the first track, VLC/mpv switch).
+    # "grid": two or more parties side by side (2) or in a grid, one re-encoded H.264 track (~6-10x real time
+    # on 2 cores, short of issue 5's 20x for an hour); one party is copied either way. bench/recordings_bench.py
+    video_layout: Literal["grid", "tracks"] = "tracks"
 
     @field_validator("retention")
     @classmethod

@@ -1,6 +1,7 @@
 """Video recordings through the media tap, against the real Asterisk: SIPp parties send H.264 RTP (made here
 with ffmpeg, one colour each) and a tone each; the recording that comes out is an MP4 with H.264 video in which
-each party's colour is where it should be, AAC audio with their tones, and the call's or meeting's duration.
+each party's colour is where it should be (the default layout: each party its own copied track; the `grid`
+layout: side by side in one track), AAC audio with their tones, and the call's or meeting's duration.
 And the finaliser (real ffmpeg, no Asterisk): an MP4 is never recorded before ffprobe accepts it, and the raw
 pcap stays until then."""
 
@@ -81,14 +82,15 @@ def play(xml: str, anchor: str, *media_: tuple[str, Any]) -> str:
 
 # ---- what came out -------------------------------------------------------------------------------------------
 
-def frame_rgb(path: Path, at: float) -> tuple[int, int, bytes]:
-    """The decoded frame at `at` seconds: (width, height, RGB bytes)."""
-    info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+def frame_rgb(path: Path, at: float, track: int = 0) -> tuple[int, int, bytes]:
+    """The decoded frame of video track `track` at `at` seconds: (width, height, RGB bytes)."""
+    info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"v:{track}", "-show_entries",
                                       "stream=width,height", "-of", "json", str(path)],
                                      capture_output=True, text=True, check=True).stdout)["streams"][0]
     w, h = int(info["width"]), int(info["height"])
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{at:.2f}", "-i", str(path), "-frames:v", "1",
-                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{at:.2f}", "-i", str(path), "-map", f"0:v:{track}",
+                          "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
     assert len(raw) == w * h * 3, (len(raw), w, h)
     return w, h, raw
 
@@ -107,11 +109,13 @@ def mean_rgb(frame: tuple[int, int, bytes], x0: int, y0: int, x1: int, y1: int) 
 
 
 def colour_switch(path: Path, around: float, cell: tuple[int, int, int, int], colour: str,
-                  size: tuple[int, int] = (1280, 360)) -> float:
-    """When (seconds into the file) the picture in `cell` (x0, y0, x1, y1) first shows `colour`: every frame of
-    the two seconds around `around`, decoded at once (25 fps out: frame i is at around - 1 + i/25)."""
+                  size: tuple[int, int] = (1280, 360), track: int = 0) -> float:
+    """When (seconds into the file) the picture in `cell` (x0, y0, x1, y1) of video track `track` first shows
+    `colour`: every frame of the two seconds around `around`, decoded at once (25 fps out: frame i is at
+    around - 1 + i/25)."""
     w, h = size[0] // 8, size[1] // 8  # scaled down 8x
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{around - 1:.3f}", "-i", str(path), "-t", "2", "-vf",
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{around - 1:.3f}", "-i", str(path),
+                          "-map", f"0:v:{track}", "-t", "2", "-vf",
                           f"scale={w}:{h}", "-r", "25", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          capture_output=True, check=True).stdout
     x0, y0, x1, y1 = (v // 8 for v in cell)
@@ -141,6 +145,16 @@ def cell_colours(path: Path, at: float, n: int) -> list[str | None]:
     for k in range(n):
         x, y = (k % cols) * cw, (k // cols) * ch
         out.append(colour_of(mean_rgb(frame, x + cw // 3, y + ch // 4, x + 2 * cw // 3, y + 3 * ch // 4)))
+    return out
+
+
+def track_colours(path: Path, at: float, n: int) -> list[str | None]:
+    """The colour in the middle of each of the n video tracks (the `tracks` layout: one party each) at `at`."""
+    out = []
+    for k in range(n):
+        frame = frame_rgb(path, at, k)
+        w, h = frame[:2]
+        out.append(colour_of(mean_rgb(frame, w // 4, h // 4, 3 * w // 4, 3 * h // 4)))
     return out
 
 
@@ -179,8 +193,8 @@ def wait(pred: Any, timeout: float, what: str) -> Any:
 
 # ---- the two-party hotline call ------------------------------------------------------------------------------
 
-def test_two_party_hotline_video_call_is_recorded_side_by_side_in_an_mp4(hotline, huiyan: Running,  # noqa: F811
-                                                                         tmp_path: Path) -> None:
+def test_two_party_hotline_video_call_is_recorded_in_an_mp4_with_both_parties(hotline, huiyan: Running,  # noqa: F811
+                                                                              tmp_path: Path) -> None:
     from huiyan.db import store as directory
     from huiyan.recordings.service import RecordingEvent
 
@@ -241,26 +255,26 @@ def test_two_party_hotline_video_call_is_recorded_side_by_side_in_an_mp4(hotline
     root = huiyan.settings.data_dir / "recordings"
     final = root / row.path
     assert final.suffix == ".mp4" and row.container == "mp4"
-    assert sorted(row.codecs) == ["aac", "h264"]
+    assert sorted(row.codecs) == ["aac", "h264", "h264"]  # the caller's and the agent's video
     p = media.probe(final)
-    assert p.codecs("video") == ["h264"] and p.codecs("audio") == ["aac"]
+    assert p.codecs("video") == ["h264", "h264"] and p.codecs("audio") == ["aac"]  # the default: a track each
     assert p.duration_s is not None and abs(p.duration_s - call.talk_s) <= 1.0, (p.duration_s, call.talk_s)
     # the raw capture (WAV, pcap, manifest) went once the MP4 was in the chain; nothing of the tap is left
     assert not manifest.exists() and not segment.exists() and tap.companions(manifest.with_suffix("").with_suffix(".wav")) == []
     job = job_of(huiyan, row.id)
     assert [g["number"] for g in job.meta["video_legs"]] == [number, dev.extension]
     assert all(g["frames"] > 50 and g["damaged"] == 0 for g in job.meta["video_legs"]), job.meta["video_legs"]
+    assert job.meta["plan"]["video"] == ["copy", "copy"]  # both parties' H.264 as sent, not re-encoded
 
-    # side by side: the caller (red) on the left, the agent (blue) on the right, through the call
-    assert media.grid_geometry(2) == (2, 1, 640, 360)  # 1280x360: two 16:9 cells side by side
-    assert cell_colours(final, 2.5, 2) == ["red", "blue"]
-    assert cell_colours(final, p.duration_s - 1.0, 2) == ["yellow", "blue"]
+    # each party in its own track: the caller (red, then yellow) first, the agent (blue) second, through the call
+    assert track_colours(final, 2.5, 2) == ["red", "blue"]
+    assert track_colours(final, p.duration_s - 1.0, 2) == ["yellow", "blue"]
     # both parties are heard
     pcm = decode_pcm(final)
     assert tone_power(pcm, 1000) > 50 * tone_power(pcm, 1250) and tone_power(pcm, 1500) > 50 * tone_power(pcm, 1250)
     # and seen in step with what they say: the caller's colour and voice change together (lip sync)
     heard = tone_switch(pcm, 1000.0, 700.0)
-    seen = colour_switch(final, heard, (160, 90, 480, 270), "yellow")
+    seen = colour_switch(final, heard, (80, 60, 240, 180), "yellow", size=(320, 240), track=0)
     print(f"A/V offset of the caller's switch: video {seen:.3f} s, audio {heard:.3f} s ({1000 * (seen - heard):+.0f} ms)")
     assert abs(seen - heard) <= 0.2, (seen, heard)
 
@@ -308,12 +322,12 @@ def test_recorded_room_with_three_video_terminals_gives_an_mp4_of_everyone(huiya
         time.sleep(6)
         assert rooms.api("delete", f"/api/rooms/{room['id']}/recording").status_code == 200
         row = wait(lambda: finalised(huiyan, room_id=room["id"]), 90, "the room's finalised recording")
-        assert row.session_type == "meeting" and row.container == "mp4" and sorted(row.codecs) == ["aac", "h264"]
+        assert row.session_type == "meeting" and row.container == "mp4" and sorted(row.codecs) == ["aac", *["h264"] * 3]
         assert {p["number"] for p in row.participants} == {t.extension for t in terminals}
         final = huiyan.settings.data_dir / "recordings" / row.path
         assert final == raw.with_suffix(".mp4")
         p = media.probe(final)
-        assert p.codecs("video") == ["h264"] and p.codecs("audio") == ["aac"]
+        assert p.codecs("video") == ["h264"] * 3 and p.codecs("audio") == ["aac"]  # a track per participant
         with huiyan.ctl.session_factory() as s:
             from huiyan.db.models import RoomRecording
 
@@ -321,8 +335,8 @@ def test_recorded_room_with_three_video_terminals_gives_an_mp4_of_everyone(huiya
             assert rec is not None and rec.ended_at is not None
             length = (rec.ended_at - rec.started_at).total_seconds()
         assert p.duration_s is not None and abs(p.duration_s - length) <= 1.0, (p.duration_s, length)
-        # every participant's video, each in its cell (2x2: the fourth is empty), to the end of the recording
-        assert cell_colours(final, p.duration_s - 1.0, 4) == ["yellow", *colours[1:], None]
+        # every participant's video, each in its track (in the order they joined), to the end of the recording
+        assert track_colours(final, p.duration_s - 1.0, 3) == ["yellow", *colours[1:]]
         # and all three voices
         pcm = decode_pcm(final)
         control = tone_power(pcm, 1700.0)
@@ -330,7 +344,7 @@ def test_recorded_room_with_three_video_terminals_gives_an_mp4_of_everyone(huiya
         assert all(pw > 50 * control for pw in powers.values()), (powers, control)
         # the first terminal's picture and voice change together in the recording too
         heard = tone_switch(pcm, 500.0, 700.0)
-        seen = colour_switch(final, heard, (160, 90, 480, 270), "yellow", size=(1280, 720))
+        seen = colour_switch(final, heard, (80, 60, 240, 180), "yellow", size=(320, 240), track=0)
         print(f"A/V offset in the room: video {seen:.3f} s, audio {heard:.3f} s ({1000 * (seen - heard):+.0f} ms)")
         assert abs(seen - heard) <= 0.2, (seen, heard)
         job = job_of(huiyan, row.id)
@@ -376,6 +390,7 @@ def test_a_video_recording_is_chained_only_once_ffprobe_confirms_it_and_the_pcap
 
     st = Store(tmp_path)
     try:
+        st.settings.recordings.video_layout = "grid"  # the side-by-side option (the default is tested above)
         raw = st.call("video.1", 8.0)
         mf = tapped(raw, ["red", "blue"], 8.0, tmp_path, closed=False)
         seg = tap.segment_path(raw, 1)
@@ -405,6 +420,8 @@ def test_a_video_recording_is_chained_only_once_ffprobe_confirms_it_and_the_pcap
         assert row.container == "mp4" and sorted(row.codecs) == ["aac", "h264"] and abs(row.duration_ms - 8000) <= 1000
         p = media.probe(final)
         assert p.codecs("video") == ["h264"] and p.codecs("audio") == ["aac"]
+        # side by side: the first party (red) on the left, the second (blue) on the right, in 1280x360
+        assert media.grid_geometry(2) == (2, 1, 640, 360)
         assert cell_colours(final, 4.0, 2) == ["red", "blue"]
         # done: the raw capture is gone - WAV, pcap, manifest - and so are the per-leg streams made from it
         assert not raw.exists() and not seg.exists() and not mf.exists() and tap.companions(raw) == []

@@ -328,6 +328,23 @@ def test_grid_plan_one_track_for_many_parties_copy_for_one() -> None:
     assert "-itsoffset 1.000 -i l0.ivf" in cmd and "-c:v libx264" in cmd and "-c:a aac" in cmd
 
 
+def test_tracks_is_the_default_layout_every_party_copied_the_first_shown() -> None:
+    from huiyan.recordings.settings import RecordingSettings
+
+    wav, h = media.Probe(10.0, (media.StreamInfo("audio", "pcm_s16le"),), "wav"), media.Probe(
+        9.0, (media.StreamInfo("video", "h264"),), "ivf")
+    ins = [media.MediaInput(Path("a.wav")), media.MediaInput(Path("l0.ivf"), "video", 1.0),
+           media.MediaInput(Path("l1.ivf"), "video", 2.0)]
+    layout = RecordingSettings().video_layout
+    assert layout == "tracks"  # the default: no re-encode, so an hour finalises well within issue 5's 20x
+    the_plan = media.plan(ins, [wav, h, h], layout=layout)
+    assert the_plan == media.Plan("mp4", "aac", ("copy", "copy"))
+    cmd = media.command(ins, the_plan, Path("o.mp4"))
+    assert "libx264" not in cmd and cmd.count("copy") == 2
+    # the second party's track is not "default": a player that picks by the flag shows the first party
+    assert cmd[cmd.index("-disposition:v:1") + 1] == "0" and "-disposition:v:0" not in cmd
+
+
 # ---- the tap following a session (a stand-in for tcpdump) ---------------------------------------------------
 
 FAKE_TCPDUMP = """#!{python}
