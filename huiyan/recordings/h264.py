@@ -15,6 +15,10 @@ Pure: bytes in, bytes out; the media tap (tap.py) feeds it the packets it captur
   `resync` (the default) the frames after it are dropped too until the next keyframe (IDR), because they
   reference the damaged one - the video then freezes instead of smearing. The same rule drops whatever
   arrives before the first keyframe (a capture that starts mid-stream).
+- A gap *between* two frames is not always a loss: a browser sends padding-only packets (bandwidth probes)
+  in its video stream, which Asterisk does not relay, so the stream Asterisk relays to another party has
+  holes in its sequence numbers where no frame was missing. After such a gap the next frame is kept if its
+  `frame_num` (slice header) follows the last reference frame's: no reference frame was lost, so it decodes.
 - One sender, one stream: packets of another SSRC than the current one start a new stream (a phone that
   restarted its camera); the caller gives them in time order (see `tap.py`, which picks the streams).
 """
@@ -98,6 +102,7 @@ class Stats:
     frames: int = 0  # frames handed out
     damaged: int = 0  # frames dropped because a packet of theirs was lost or malformed
     skipped: int = 0  # complete frames dropped while waiting for a keyframe (start, after damage)
+    gaps_kept: int = 0  # gaps between frames after which the frame_num showed no reference frame lost
     unsupported: int = 0  # STAP-B / MTAP / FU-B / reserved payloads
     streams: int = 0  # SSRCs seen in turn
 
@@ -147,6 +152,9 @@ class Depacketizer:
         self._cur: _Building | None = None
         self._synced = not resync
         self._have_sps = self._have_pps = False
+        self._sps: SpsInfo | None = None
+        self._last_ref: int | None = None  # frame_num of the last reference frame handed out
+        self._gap = False  # packets were missing between the last frame and this one
 
     # ---- input ------------------------------------------------------------------------------------
     def push(self, arrival: float, pkt: RtpPacket) -> list[Frame]:
@@ -184,6 +192,7 @@ class Depacketizer:
             self._synced = not self.resync  # a new encoder session starts with its own keyframe
         self._ssrc = ssrc
         self._top_seq = self._top_ts = self._next_seq = None
+        self._last_ref, self._gap = None, False
         self._in_heap.clear()
         self._recent.clear()
         self._recent_set.clear()
@@ -210,8 +219,10 @@ class Depacketizer:
                 # Lost from the middle of this frame, or its tail (its marker never came): either way broken.
                 # (A frame that had its marker was handed on already.)
                 cur.damaged = True
-            if self.resync:
-                self._synced = False  # whole frames may be gone: what follows references them
+                if self.resync:
+                    self._synced = False  # whole frames may be gone too: what follows references them
+            else:
+                self._gap = True  # between frames: whole frames, or only padding; the next frame's frame_num tells
         if cur is not None and cur.timestamp != ts:
             out += self._finish()
             cur = None
@@ -281,6 +292,19 @@ class Depacketizer:
         kinds = {n[0] & 0x1F for n in frame.nals}
         self._have_sps |= NAL_SPS in kinds
         self._have_pps |= NAL_PPS in kinds
+        for n in frame.nals:
+            if n[0] & 0x1F == NAL_SPS:
+                self._sps = parse_sps(n) or self._sps
+        slice_nal = next((n for n in frame.nals if n[0] & 0x1F in (1, NAL_IDR)), None)
+        frame_num = slice_frame_num(slice_nal, self._sps) if slice_nal is not None else None
+        if self._gap:
+            self._gap = False
+            follows = (frame_num is not None and self._last_ref is not None and self._sps is not None
+                       and frame_num == (self._last_ref + 1) % (1 << self._sps.log2_max_frame_num))
+            if follows:
+                self.stats.gaps_kept += 1
+            elif self.resync:
+                self._synced = False  # a reference frame may be gone: what follows references it
         if not self._synced:
             if NAL_IDR in kinds and self._have_sps and self._have_pps:
                 self._synced = True
@@ -288,7 +312,95 @@ class Depacketizer:
                 self.stats.skipped += 1
                 return []
         self.stats.frames += 1
+        if slice_nal is not None and slice_nal[0] & 0x60:  # nal_ref_idc: a reference frame
+            self._last_ref = frame_num
         return [frame]
+
+
+# ---- the little of the bitstream the depacketizer reads --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SpsInfo:
+    log2_max_frame_num: int
+    separate_colour_planes: bool = False
+
+
+class _Bits:
+    """An RBSP bit reader (emulation prevention bytes removed), for Exp-Golomb fields."""
+
+    def __init__(self, nal: bytes) -> None:
+        self.data = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+        self.pos = 0
+
+    def u(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            byte = self.pos >> 3
+            if byte >= len(self.data):
+                raise ValueError("past the end")
+            v = (v << 1) | ((self.data[byte] >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return v
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad Exp-Golomb code")
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+
+
+def parse_sps(nal: bytes) -> SpsInfo | None:
+    """What a slice header's frame_num needs from a sequence parameter set (H.264 7.3.2.1.1); None if unreadable."""
+    try:
+        b = _Bits(nal)
+        profile = b.u(8)
+        b.u(16)  # constraint flags, level
+        b.ue()  # seq_parameter_set_id
+        separate = False
+        if profile in _HIGH_PROFILES:
+            chroma = b.ue()
+            if chroma == 3:
+                separate = bool(b.u(1))
+            b.ue()  # bit_depth_luma_minus8
+            b.ue()  # bit_depth_chroma_minus8
+            b.u(1)  # qpprime_y_zero_transform_bypass_flag
+            if b.u(1):  # seq_scaling_matrix_present_flag
+                for i in range(8 if chroma != 3 else 12):
+                    if b.u(1):  # this list present: skip its delta_scale values
+                        last = nxt = 8
+                        for _ in range(16 if i < 6 else 64):
+                            if nxt:
+                                nxt = (last + b.se() + 256) % 256
+                            last = nxt or last
+        log2 = b.ue() + 4
+        return SpsInfo(log2, separate) if 4 <= log2 <= 16 else None
+    except ValueError:
+        return None
+
+
+def slice_frame_num(nal: bytes, sps: SpsInfo | None) -> int | None:
+    """frame_num of a slice (H.264 7.3.3), or None without its parameter set or when unreadable."""
+    if sps is None:
+        return None
+    try:
+        b = _Bits(nal)
+        b.ue()  # first_mb_in_slice
+        b.ue()  # slice_type
+        b.ue()  # pic_parameter_set_id
+        if sps.separate_colour_planes:
+            b.u(2)
+        return b.u(sps.log2_max_frame_num)
+    except ValueError:
+        return None
 
 
 def depacketize(packets: Iterable[tuple[float, RtpPacket]], **kw: object) -> tuple[list[Frame], Stats]:

@@ -243,7 +243,7 @@ class Finaliser:
                 meta["tap_kept"] = True
             meta["video_legs"] = [g.describe() for g in legs]
             meta["video_not_captured"] = [{"leg": g.id, "channel": g.channel, "number": g.number, "why": g.note}
-                                          for g in m.legs if not g.captured]
+                                          for g in m.not_captured()]
             if m.errors:
                 meta["video_errors"] = list(m.errors)
         meta["inputs"] = audio + [{"path": rel(g.path, self.root), "kind": "video", "offset_s": round(g.offset_s, 3),

@@ -14,7 +14,10 @@ the audio into the MP4. Which legs: the PJSIP channels in the session's bridge, 
 (`BridgeEnter`/`BridgeLeave`): for a hotline call the caller's bridge (so the agent, a transfer target, a
 third party invited), for a room the conference's bridge. A leg's port comes from `CHANNEL(rtp,src,video)`
 read with AMI `Getvar` when it joins (Asterisk 22 answers `127.0.0.1:56950`; `CHANNEL(rtp,secure,video)` is 1
-for an SRTP leg, which a tap cannot decode: such a leg is listed, not captured).
+for an SRTP leg, which a tap cannot decode on its way in). An SRTP leg's video is still captured in a *two-party*
+session whose other leg is plain RTP: Asterisk decrypts it and relays it to that leg in the clear, so what leaves
+Asterisk's video port of the plain leg for its endpoint is the SRTP party's picture (a `TapRelay`). In rooms
+(more than two legs) and between two SRTP legs it is listed, not captured.
 
 Blocking work is small (a manifest write); tcpdump runs as a child that dies with the controller.
 """
@@ -56,10 +59,31 @@ class TapLeg:
     joined: float = 0.0
     left: float | None = None
     note: str = ""  # why a leg is not captured (no video, SRTP)
+    secure: bool = False  # SRTP (a browser's DTLS-SRTP, or SDES): its own packets cannot be read
 
     @property
     def captured(self) -> bool:
         return self.port > 0 and not self.note
+
+
+@dataclass
+class TapRelay:
+    """An SRTP party's video where Asterisk relays it in the clear: in a two-party session whose other leg is
+    plain RTP, the packets Asterisk sends from that leg's video port (`sport`) to its endpoint (`dst`) carry
+    the SRTP party's picture. Active from `started` to `stopped` (a third leg joined, one left, the end)."""
+
+    leg: str  # the SRTP party's uniqueid: whose video this is
+    via: str  # the plain leg's uniqueid: to whom Asterisk relays it
+    channel: str  # the plain leg's channel, for the record ("relayed by Asterisk to <channel>")
+    sport: int  # Asterisk's video port of the plain leg: the relayed packets leave from it
+    dst: str  # "host:port" of the plain leg's endpoint (CHANNEL(rtp,dest,video)): where they go
+    started: float
+    stopped: float | None = None
+
+    @property
+    def spec(self) -> str:
+        """`40010>10.0.0.9:7002`: what a segment's filter takes (and the manifest shows)."""
+        return f"{self.sport}>{self.dst}"
 
 
 @dataclass
@@ -69,6 +93,7 @@ class TapSegment:
     started: float
     stopped: float | None = None
     dropped: int | None = None  # packets the kernel dropped (tcpdump's own count), when known
+    relays: list[str] = field(default_factory=list)  # TapRelay.spec of the relays this segment captures
 
 
 @dataclass
@@ -79,6 +104,7 @@ class TapManifest:
     owner: str = ""  # host:pid of the controller that captures
     legs: list[TapLeg] = field(default_factory=list)
     segments: list[TapSegment] = field(default_factory=list)
+    relays: list[TapRelay] = field(default_factory=list)
     closed: bool = False
     closed_at: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -90,6 +116,44 @@ class TapManifest:
         """The video ports to capture now: legs present and captured."""
         return sorted({g.port for g in self.legs if g.captured and g.left is None})
 
+    def relay_wanted(self) -> tuple[TapLeg, TapLeg] | None:
+        """(SRTP leg, plain leg) when the session is two parties, one SRTP with video and the other plain RTP
+        with video and a known address: only then is everything Asterisk sends to the plain leg the SRTP
+        party's picture. A room's third leg (or a follow_talker room's switching source) breaks that."""
+        present = [g for g in self.legs if g.left is None]
+        if len(present) != 2:
+            return None
+        secure = [g for g in present if g.secure and g.port > 0]
+        plain = [g for g in present if g.captured and not g.secure and parse_addr(g.remote) is not None]
+        if len(secure) != 1 or len(plain) != 1:
+            return None
+        return secure[0], plain[0]
+
+    def relays_now(self) -> list[TapRelay]:
+        return [r for r in self.relays if r.stopped is None]
+
+    def relayed(self, uid: str) -> list[TapRelay]:
+        """The relays that carried leg `uid`'s video."""
+        return [r for r in self.relays if r.leg == uid]
+
+    def set_relays(self, now: float) -> bool:
+        """Start or stop the relay capture to match the legs present; returns whether anything changed."""
+        want = self.relay_wanted()
+        changed = False
+        for r in self.relays_now():
+            if want is None or (r.leg, r.via) != (want[0].id, want[1].id):
+                r.stopped, changed = now, True
+        if want is not None and not any((r.leg, r.via) == (want[0].id, want[1].id) for r in self.relays_now()):
+            srtp, plain = want
+            self.relays.append(TapRelay(leg=srtp.id, via=plain.id, channel=plain.channel, sport=plain.port,
+                                        dst=plain.remote, started=now))
+            changed = True
+        return changed
+
+    def not_captured(self) -> list[TapLeg]:
+        """Legs whose video is in no capture: not their own packets, and not relayed either."""
+        return [g for g in self.legs if not g.captured and not self.relayed(g.id)]
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
 
@@ -98,6 +162,7 @@ class TapManifest:
         d = json.loads(text)
         d["legs"] = [TapLeg(**g) for g in d.get("legs", [])]
         d["segments"] = [TapSegment(**s) for s in d.get("segments", [])]
+        d["relays"] = [TapRelay(**r) for r in d.get("relays", [])]
         return cls(**d)
 
     @classmethod
@@ -151,10 +216,22 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-def capture_filter(ports: list[int]) -> str:
+def capture_filter(ports: list[int], relays: list[str] | tuple[str, ...] = ()) -> str:
     """BPF: UDP arriving at these (Asterisk's) ports. `inbound` leaves out what Asterisk sends: an endpoint's
-    port can carry the same number as one of ours."""
-    return "inbound and udp and (" + " or ".join(f"dst port {p}" for p in ports) + ")"
+    port can carry the same number as one of ours. And each relay (`sport>host:port`, TapRelay.spec): what
+    Asterisk sends from its port `sport` to that endpoint, with no direction - on `-i any` a packet to a remote
+    host is seen going out, one over loopback once, coming in (libpcap drops the loopback's outgoing copy)."""
+    inbound = "inbound and udp and (" + " or ".join(f"dst port {p}" for p in ports) + ")" if ports else ""
+    out = []
+    for spec in relays:
+        sport, _, dst = spec.partition(">")
+        host, port = parse_addr(dst) or ("", 0)
+        if not sport.isdigit() or not host:
+            raise ValueError(f"relay {spec!r} is not like 40010>10.0.0.9:7002")
+        out.append(f"udp and src port {int(sport)} and dst host {host} and dst port {port}")
+    if not out:
+        return inbound
+    return " or ".join(f"({f})" for f in ([inbound] if inbound else []) + out)
 
 
 def parse_addr(value: str) -> tuple[str, int] | None:
@@ -178,8 +255,10 @@ class Capture:
     """One tcpdump writing one segment. `-U` writes every packet as it comes, so a file cut by a crash is
     whole up to its last packet; the process gets SIGKILL if the controller dies (PR_SET_PDEATHSIG)."""
 
-    def __init__(self, binary: str, interface: str, path: Path, ports: list[int]) -> None:
+    def __init__(self, binary: str, interface: str, path: Path, ports: list[int],
+                 relays: list[str] | None = None) -> None:
         self.binary, self.interface, self.path, self.ports = binary, interface, path, ports
+        self.relays = relays or []
         self.proc: asyncio.subprocess.Process | None = None
         self.stats: dict[str, int] = {}
 
@@ -187,7 +266,7 @@ class Capture:
         args = [self.binary, "-i", self.interface, "-n", "-U", "-w", str(self.path)]
         if os.geteuid() == 0:
             args += ["-Z", "root"]  # keep the files ours (tcpdump would otherwise switch to its own user)
-        return [*args, capture_filter(self.ports)]
+        return [*args, capture_filter(self.ports, self.relays)]
 
     async def start(self, timeout: float = START_TIMEOUT_S) -> None:
         from huiyan.recordings.media import _die_with_parent
@@ -274,6 +353,8 @@ class SessionTap:
             if m.leg(uid) is None:
                 m.legs.append(leg)
                 dirty = True
+        if self.enabled and not self.closed and m.set_relays(now):
+            dirty = True
         changed = await self._recapture(now)
         if dirty or changed or self.failed:
             await self.save()
@@ -281,14 +362,15 @@ class SessionTap:
 
     async def _recapture(self, now: float) -> bool:
         ports = self.manifest.ports()
-        current = self.capture.ports if self.capture is not None else []
-        if ports == current or self.closed or not self.enabled:
+        relays = sorted(r.spec for r in self.manifest.relays_now())
+        current = (self.capture.ports, self.capture.relays) if self.capture is not None else ([], [])
+        if (ports, relays) == current or self.closed or not self.enabled:
             return False
         old, self.capture = self.capture, None
-        if ports:
+        if ports or relays:
             seg = TapSegment(file=segment_path(self.audio, len(self.manifest.segments) + 1).name, ports=ports,
-                             started=now)
-            cap = Capture(self.binary, self.interface, self.path.with_name(seg.file), ports)
+                             started=now, relays=relays)
+            cap = Capture(self.binary, self.interface, self.path.with_name(seg.file), ports, relays)
             try:
                 await cap.start()
                 seg.started = time.time()
@@ -326,6 +408,8 @@ class SessionTap:
         for g in self.manifest.legs:
             if g.left is None:
                 g.left = now
+        for r in self.manifest.relays_now():
+            r.stopped = now
         if reason:
             self.manifest.errors.append(reason)
         self.manifest.closed, self.manifest.closed_at = True, now
@@ -542,9 +626,24 @@ class TapService:
         leg.port = src[1]
         dest = parse_addr(await self._getvar(c.name, "CHANNEL(rtp,dest,video)"))
         leg.remote = f"{dest[0]}:{dest[1]}" if dest else ""
-        if (await self._getvar(c.name, "CHANNEL(rtp,secure,video)")) == "1":
-            leg.note = "SRTP (WebRTC DTLS-SRTP or SDES): encrypted on the wire, a tap cannot decode it"
+        if await self._secure(c.name):
+            leg.secure = True
+            leg.note = ("SRTP (WebRTC DTLS-SRTP or SDES): encrypted on the wire, a tap cannot decode it (captured only "
+                        "as relayed by Asterisk to a plain-RTP other party of a two-party call)")
         return leg
+
+    async def _secure(self, channel: str) -> bool:
+        """Whether the leg's media is SRTP. Not just `CHANNEL(rtp,secure,video)`: a browser bundles its video
+        onto the audio transport, whose SRTP the video stream does not report (checked on Asterisk 22.10.1 with
+        Chromium: video 0, audio 1), and DTLS may still be under way when the leg enters the bridge; the
+        endpoint's `media_encryption` (dtls for `webrtc=yes`, sdes) settles it."""
+        for stream in ("video", "audio"):
+            if (await self._getvar(channel, f"CHANNEL(rtp,secure,{stream})")) == "1":
+                return True
+        endpoint = await self._getvar(channel, "CHANNEL(endpoint)")
+        if not endpoint or not all(ch.isalnum() or ch in "-_.@+" for ch in endpoint):
+            return False
+        return (await self._getvar(channel, f"PJSIP_ENDPOINT({endpoint},media_encryption)")) in ("dtls", "sdes")
 
     async def _getvar(self, channel: str, variable: str) -> str:
         try:

@@ -5,7 +5,8 @@ Blocking (reads the whole capture twice): runs in the finaliser's worker thread.
 
 1. Which packets are whose: a packet belongs to the leg whose Asterisk-side port it was sent to, while that
    leg was in the session (`LEG_WINDOW_S` of slack each side). Ports are reused by Asterisk for later calls;
-   the windows keep another call's video out of this recording.
+   the windows keep another call's video out of this recording. A packet that Asterisk sent from a relay's
+   port to its endpoint while the relay was on (tap.TapRelay) is the relay's SRTP party's.
 2. Which stream: per leg, the payload type carrying most packets is the video; its SSRCs are taken one after
    the other in time (a phone that restarts its camera starts a new SSRC); one that overlaps the previous
    (retransmissions, a second simulcast layer) is left out.
@@ -20,13 +21,13 @@ import heapq
 import logging
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from huiyan.recordings import h264, pcap
-from huiyan.recordings.tap import LEG_WINDOW_S, TapLeg, TapManifest
+from huiyan.recordings.tap import LEG_WINDOW_S, TapLeg, TapManifest, TapRelay, parse_addr
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,12 @@ class LegVideo:
     duration_s: float
     frames: int
     stats: dict[str, int]
+    source: str = "sent"  # "sent": the leg's own packets; or "relayed by Asterisk to <channel>" (an SRTP leg)
 
     def describe(self) -> dict[str, Any]:
         return {"leg": self.leg, "channel": self.channel, "number": self.number, "name": self.name,
                 "path": self.path.name, "offset_s": round(self.offset_s, 3), "duration_s": round(self.duration_s, 3),
-                "frames": self.frames, **self.stats}
+                "frames": self.frames, "source": self.source, **self.stats}
 
 
 def leg_video_path(audio: Path, k: int) -> Path:
@@ -60,16 +62,27 @@ def segment_files(manifest_file: Path, m: TapManifest) -> list[Path]:
 
 
 class _Router:
-    """Which leg a datagram belongs to: by destination port and the leg's time in the session."""
+    """Which leg a datagram belongs to: by destination port and the leg's time in the session; or, sent by
+    Asterisk from a relay's port to its endpoint while the relay was on, the relay's SRTP leg."""
 
-    def __init__(self, legs: list[TapLeg]) -> None:
+    def __init__(self, legs: list[TapLeg], relays: Sequence[TapRelay] = ()) -> None:
         self.by_port: dict[int, list[tuple[int, TapLeg]]] = defaultdict(list)
+        self.by_relay: dict[tuple[int, str, int], list[tuple[int, TapRelay]]] = defaultdict(list)
+        index = {g.id: k for k, g in enumerate(legs)}
         for k, g in enumerate(legs):
-            self.by_port[g.port].append((k, g))
+            if g.captured:
+                self.by_port[g.port].append((k, g))
         for lst in self.by_port.values():
             lst.sort(key=lambda kg: kg[1].joined)
+        for r in relays:
+            dst = parse_addr(r.dst)
+            if dst is not None and r.leg in index:
+                self.by_relay[(r.sport, dst[0], dst[1])].append((index[r.leg], r))
 
     def __call__(self, d: pcap.Datagram) -> int | None:
+        for k, r in self.by_relay.get((d.sport, d.dst, d.dport), ()):
+            if r.started <= d.at <= (r.stopped if r.stopped is not None else float("inf")):
+                return k
         best = None
         for k, g in self.by_port.get(d.dport, ()):
             left = g.left if g.left is not None else float("inf")
@@ -126,11 +139,11 @@ def extract(manifest_file: Path, *, resync: bool = True) -> list[LegVideo]:
     so a finalisation that is run again makes the same files."""
     m = TapManifest.load(manifest_file)
     audio = manifest_file.parent / m.audio
-    legs = [g for g in m.legs if g.captured]
+    legs = [g for g in m.legs if g.captured or m.relayed(g.id)]  # in the order they joined: the layout's order
     files = segment_files(manifest_file, m)
     if not legs or not any(f.exists() for f in files):
         return []
-    route = _Router(legs)
+    route = _Router(legs, m.relays)
     wanted = _streams(files, route, len(legs))
     deps = [h264.Depacketizer(resync=resync) for _ in legs]
     writers: list[h264.IvfWriter | None] = [None] * len(legs)
@@ -160,12 +173,18 @@ def extract(manifest_file: Path, *, resync: bool = True) -> list[LegVideo]:
             w.close(duration_ms)
             writers[k] = None
             out.append(LegVideo(g.id, g.channel, g.number, g.name, w.path, max(0.0, first_wall - m.anchor),
-                                duration_ms / 1000, len(rel_ms), deps[k].stats.as_dict()))
+                                duration_ms / 1000, len(rel_ms), deps[k].stats.as_dict(), _source(m, g)))
         return out
     finally:
         for w in writers:
             if w is not None:
                 w.f.close()
+
+
+def _source(m: TapManifest, g: TapLeg) -> str:
+    if g.captured:
+        return "sent"
+    return "relayed by Asterisk to " + ", ".join(sorted({r.channel for r in m.relayed(g.id)}))
 
 
 def _write(w: h264.IvfWriter | None, path: Path, frame: h264.Frame, times: list[tuple[int, int, float]]
