@@ -100,7 +100,7 @@ def render_extensions(d: DialplanInput) -> str:
         "; FastAGI sets HUIYAN_DONE=1 when a route ends on purpose. A session that ended without it means the",
         "; controller is unreachable or died mid-call: the caller hears music and we try again, keeping",
         "; HUIYAN_* channel variables (menu choice, time queued) so the controller resumes where it was.",
-        "exten => _[0-9*#+]!,1,Set(HUIYAN_TRIES=0)",
+        "exten => _[0-9*#+Q]!,1,Set(HUIYAN_TRIES=0)",  # Q<queue id>: a transfer into a queue
         "same => n(run),Set(HUIYAN_DONE=)",
         "same => n,AGI(${HUIYAN_AGI}/${HUIYAN_ROUTE}?number=${EXTEN}&class=${HUIYAN_CLASS}&tries=${HUIYAN_TRIES}"
         "${HUIYAN_ARGS})",

@@ -258,11 +258,13 @@ class HotlineService:
                                data={"caller": caller, "number": number, "digit": choice.digit},
                                arrived_at=arrived)
         waiter = None
+        # A call transferred into a queue (Q<id>) chose no menu option: keep the digit its first leg chose.
+        digit = {"menu_digit": choice.digit} if choice.digit else {}
         if res.accepted:
             waiter = Waiter(call_id, choice.queue_id, channel, caller)
             self.waiters[call_id] = waiter
             self._call_row(call_id, channel=channel, caller_number=caller, caller_name=caller_name,
-                           service_number=number, menu_digit=choice.digit, queue_id=choice.queue_id,
+                           service_number=number, queue_id=choice.queue_id, **digit,
                            priority=choice.priority, enqueued_at=self._wall(arrived if arrived is not None else now),
                            outcome="waiting")
             # Decide now rather than on the loop's next turn: the caller's coroutine can then see that an
@@ -270,7 +272,7 @@ class HotlineService:
             self._dispatch()
         else:
             self._call_row(call_id, channel=channel, caller_number=caller, caller_name=caller_name,
-                           service_number=number, menu_digit=choice.digit, queue_id=choice.queue_id,
+                           service_number=number, queue_id=choice.queue_id, **digit,
                            enqueued_at=self._wall(now), ended_at=self._wall(now), outcome="failed",
                            notes=f"refused: {res.reason}")
         self._changed()
