@@ -46,6 +46,18 @@ ensure_test_browser() {
   fi
 }
 
+# tests/integration/test_postgres.py runs the database tests again on a throw-away PostgreSQL cluster.
+ensure_test_postgres() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing PostgreSQL's server for the PostgreSQL tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    say "the PostgreSQL tests need its server (Debian: apt-get install postgresql)"; exit 2
+  fi
+}
+
 cmd=${1:-up}
 shift || true
 case "$cmd" in
@@ -59,6 +71,7 @@ case "$cmd" in
     # The tests start their own Asterisk on free ports; they reuse the Asterisk root that setup built.
     "$VENV/bin/huiyan" setup
     ensure_test_browser
+    ensure_test_postgres
     export HUIYAN_ASTERISK_ROOT="$PWD/var/asterisk-root"
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     ;;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,21 +29,72 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "_dummy_hash", None)
 
 
+# HUIYAN_TEST_POSTGRES=<SQLAlchemy URL of a PostgreSQL server's maintenance database> runs every test that
+# uses these fixtures on PostgreSQL instead of SQLite: one template database migrated once, and a fresh
+# copy of it per test (CREATE DATABASE ... TEMPLATE). tests/integration/test_postgres.py does that against a
+# throw-away cluster of its own.
+POSTGRES = os.environ.get("HUIYAN_TEST_POSTGRES")
+
+
+def _pg_admin(sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def _pg_url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | str]:
     """One database migrated with `upgrade()`; each test gets a copy (copying is faster than migrating)."""
     from huiyan.db import upgrade
 
+    if POSTGRES:
+        name = f"huiyan_tpl_{os.getpid()}"
+        _pg_admin(f"DROP DATABASE IF EXISTS {name}")
+        _pg_admin(f"CREATE DATABASE {name}")
+        upgrade(_pg_url(name))
+        yield name
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return
     path = tmp_path_factory.mktemp("db-template") / "huiyan.db"
     upgrade(f"sqlite:///{path}")
-    return path
+    yield path
+
+
+_pg_serial = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL only the tests that use a database run: the rest would repeat the SQLite run."""
+    if not POSTGRES:
+        return
+    keep = [i for i in items if "db_url" in getattr(i, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 @pytest.fixture
-def db_url(tmp_path: Path, migrated_template: Path) -> str:
+def db_url(tmp_path: Path, migrated_template: Path | str) -> Iterator[str]:
+    if POSTGRES:
+        name = f"huiyan_t_{os.getpid()}_{next(_pg_serial)}"
+        # FILE_COPY: for a small database a plain copy beats PostgreSQL 15's default WAL-logged one.
+        _pg_admin(f"CREATE DATABASE {name} TEMPLATE {migrated_template} STRATEGY FILE_COPY")
+        yield _pg_url(name)
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return
     path = tmp_path / "huiyan.db"
-    shutil.copy(migrated_template, path)
-    return f"sqlite:///{path}"
+    shutil.copy(migrated_template, path)  # type: ignore[arg-type]
+    yield f"sqlite:///{path}"
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def test_config_keeps_urls_with_percent_signs_intact() -> None:
     assert make_config(url).attributes["url"] == url
 
 
-def test_foreign_keys_are_enforced_on_sqlite(db) -> None:
+def test_foreign_keys_are_enforced(db) -> None:
+    # (SQLite only with the pragma huiyan.db.engine sets; PostgreSQL always: HUIYAN_TEST_POSTGRES runs this there)
     from sqlalchemy.exc import IntegrityError
 
     db.execute(sa.text("INSERT INTO organisations (name, name_en, code, level, created_at) "
@@ -59,7 +60,7 @@ def test_foreign_keys_are_enforced_on_sqlite(db) -> None:
     try:
         db.execute(sa.text("INSERT INTO devices (serial, model, kind, organisation_id, extension, sip_password, "
                            "display_name, active, created_at) VALUES "
-                           "('s', '', 'terminal', 999, '80001', 'p', '', 1, '2024-01-01 00:00:00')"))
+                           "('s', '', 'terminal', 999, '80001', 'p', '', true, '2024-01-01 00:00:00')"))
     except IntegrityError:
         return
     raise AssertionError("a device pointing at no organisation was accepted")
