@@ -88,7 +88,7 @@ def _logout(huiyan: Running, agent_id: int) -> None:
     wait_until(lambda: huiyan.call(out()), 20, f"agent {agent_id} logged out")
 
 
-def test_agent_invites_a_lawyer_removes_them_and_transfers_the_caller_to_another_queue(
+def test_agent_invites_a_lawyer_removes_them_and_transfers_the_caller_to_a_colleague(
         pages: Pages, huiyan: Running, hotline: Hotline12348, tmp_path: Path) -> None:
     with huiyan.ctl.session_factory() as s:
         aid_queue = s.query(Queue).filter(Queue.name == "法律援助").one().id

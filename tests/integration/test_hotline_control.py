@@ -156,6 +156,32 @@ def test_blind_transfer_to_another_agent_frees_the_first(hotline, huiyan: Runnin
     _ok(caller.wait())
 
 
+def test_blind_transfer_to_a_queue_puts_the_caller_back_in_line(hotline, huiyan: Running) -> None:  # type: ignore[no-untyped-def]
+    from huiyan.db.models import HotlineCall
+
+    hl = hotline(wrapup=30)  # the first agent stays in wrap-up: nobody takes the call back at once
+    first = hl.add_agent()
+    hl.start()
+    caller, call_id = _connected_call(hl, first, hangup_after_ms=9000)
+    r = httpx.post(f"{huiyan.api}/api/hotline/calls/{call_id}/transfer", headers=_token(huiyan),
+                   json={"kind": "blind", "target": f"queue:{hl.queue_id}"})
+    assert r.status_code == 200, r.text
+    # Back in the queue (a new enqueue after the transfer), waiting with music, not dropped.
+    hl.wait_for(lambda: [e for e, _ in hl.log(call_id)].count("enqueue") == 2, timeout=10)
+    svc = huiyan.ctl.hotline
+    waiter = svc.waiters.get(call_id)
+    assert waiter is not None and waiter.queue_id == str(hl.queue_id) and waiter.answered_by is None
+    time.sleep(2)
+    assert caller.proc is not None and caller.proc.poll() is None, "the caller was dropped by the transfer"
+    assert not _bridge_names(huiyan, call_id) or not any(
+        n.startswith(f"PJSIP/{first.extension}-") for n in _bridge_names(huiyan, call_id))
+    # the call's row keeps the menu key the caller pressed the first time
+    with huiyan.ctl.session_factory() as s:
+        row = s.get(HotlineCall, call_id)
+        assert row is not None and row.menu_digit == "1"
+    _ok(caller.wait())
+
+
 def test_attended_transfer_connects_caller_and_target(hotline, huiyan: Running) -> None:  # type: ignore[no-untyped-def]
     from huiyan.pbx.events import AmiEvent
 
