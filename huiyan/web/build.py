@@ -2,13 +2,17 @@
 bundled by esbuild (JsSIP is CommonJS only). Cached: nothing runs when the sources and the lock are unchanged.
 
 Layout of the result (served by huiyan/web/serve.py):
-    call.html  agent.html  wall.html  rooms.html  assets/{citizen,agent,wall,rooms}.js (+ .map)  assets/*.css  BUILD (stamp)
+    <page>.html for each of PAGES  assets/<entry>.js (+ .map) for each of ENTRIES  assets/*.css  BUILD (stamp)
+
+A page may hold a line `<!-- partial: NAME -->`: the build puts web/src/partials/NAME.html there, indented
+like the comment (the console pages share their sign-in form that way).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,7 +25,8 @@ Progress = Callable[[str], None]
 SOURCE = Path(__file__).resolve().parents[2] / "web"  # the repository's web/ (next to the huiyan package)
 ENTRIES = ("citizen.js", "agent.js", "wall.js", "rooms.js", "recordings.js", "reports.js", "admin.js", "checkin.js")  # src/ modules bundled into assets/
 PAGES = ("call.html", "agent.html", "wall.html", "rooms.html", "recordings.html", "reports.html", "admin.html", "checkin.html")
-BUILD_VERSION = "1"  # bump when this file changes what it produces
+BUILD_VERSION = "2"  # bump when this file changes what it produces
+PARTIAL = re.compile(r"^(?P<indent>[ \t]*)<!-- partial: (?P<name>[a-z_]+) -->[ \t]*$", re.MULTILINE)
 STAMP = "BUILD"
 
 
@@ -37,6 +42,19 @@ def source_digest(src: Path = SOURCE) -> str:
     for p in sorted(files):
         h.update(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def render_page(text: str, partials: Path) -> str:
+    """The page with each `<!-- partial: NAME -->` line replaced by partials/NAME.html, indented alike."""
+
+    def expand(m: re.Match[str]) -> str:
+        path = partials / f"{m['name']}.html"
+        if not path.is_file():
+            raise WebBuildError(f"no partial {m['name']!r} ({path})")
+        lines = path.read_text(encoding="utf-8").rstrip("\n").splitlines()
+        return "\n".join(m["indent"] + line if line else line for line in lines)
+
+    return PARTIAL.sub(expand, text)
 
 
 def _apt_install(packages: list[str], say: Progress) -> None:
@@ -95,7 +113,12 @@ def build(out: Path, src: Path = SOURCE, progress: Progress | None = None, *, in
         shutil.rmtree(tmp, ignore_errors=True)
         raise WebBuildError(f"esbuild failed: {(r.stderr or r.stdout).strip()[-1500:]}")
     for page in PAGES:
-        shutil.copy2(src / "src" / page, tmp / page)
+        try:
+            html = render_page((src / "src" / page).read_text(encoding="utf-8"), src / "src" / "partials")
+        except WebBuildError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        (tmp / page).write_text(html, encoding="utf-8")
     for css in (src / "src").glob("*.css"):
         shutil.copy2(css, tmp / "assets" / css.name)
     (tmp / STAMP).write_text(digest)

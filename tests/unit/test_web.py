@@ -267,6 +267,20 @@ def test_the_build_digest_covers_sources_and_lockfile(tmp_path: Path) -> None:
     assert len({first, second, web_build.source_digest(src)}) == 3
 
 
+def test_partials_are_put_in_place_indented_and_an_unknown_one_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "form.html").write_text("<form>\n  <input id=a>\n\n</form>\n")
+    page = "<main>\n    <!-- partial: form -->\n  <p>x</p>\n</main>\n"
+    assert web_build.render_page(page, tmp_path) == (
+        "<main>\n    <form>\n      <input id=a>\n\n    </form>\n  <p>x</p>\n</main>\n")
+    with pytest.raises(web_build.WebBuildError, match="no partial 'nav'"):
+        web_build.render_page("<!-- partial: nav -->", tmp_path)
+    # the console pages that share the sign-in form get all of it
+    src = web_build.SOURCE / "src"
+    for page in ("wall.html", "rooms.html", "recordings.html", "reports.html", "admin.html"):
+        html = web_build.render_page((src / page).read_text(), src / "partials")
+        assert html.count('id="login-form"') == 1 and "partial:" not in html, page
+
+
 def test_every_page_script_and_i18n_key_exists() -> None:
     """The pages name their scripts and texts; each must exist (a typo would be a blank label in Chinese)."""
     import re
@@ -280,7 +294,7 @@ def test_every_page_script_and_i18n_key_exists() -> None:
     assert keys_zh == keys_en
     used: set[str] = set()
     for page in web_build.PAGES:
-        html = (src / page).read_text()
+        html = web_build.render_page((src / page).read_text(), src / "partials")
         used |= set(re.findall(r'data-i18n(?:-placeholder|-title)?="(\w+)"', html))
         for script in re.findall(r'src="/web/assets/(\w+)\.js"', html):
             assert f"{script}.js" in web_build.ENTRIES
